@@ -1,0 +1,339 @@
+"""One client connection: protocol events in, protocol bytes out.
+
+The connection is an `asyncio.Protocol`: `data_received` feeds the sans-I/O parser
+and acts on each event. Everything written to the peer goes through one outbound
+buffer, joined and written once per loop iteration (the server schedules the
+flush). The buffer is bounded: past `max_pending` bytes, or a write stalled past
+`write_deadline`, the connection is a slow consumer and is cut off, so nobody
+else waits for it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import TYPE_CHECKING
+
+from ..protocol.nats import errors, subjects, writer
+from ..protocol.nats.errors import ProtocolViolation
+from ..protocol.nats.events import Connect, Info, Msg, Ok, Ping, Pong, Pub, Sub, Unsub
+from ..protocol.nats.parser import SERVER, Parser
+from .router import Subscription
+
+if TYPE_CHECKING:
+    from .server import NatsServer
+
+log = logging.getLogger("runnel.server")
+
+_CRLF = b"\r\n"
+_FIRST_PING_DELAY_S = 2.0
+
+
+class ClientConnection(asyncio.Protocol):
+    """A NATS client connection. Lives on the event loop thread only."""
+
+    def __init__(self, server: NatsServer):
+        self.server = server
+        limits = server.limits
+        self.limits = limits
+        self.cid = server.next_cid()
+        self.parser = Parser(SERVER, max_control_line=limits.max_control_line,
+                             max_payload=limits.max_payload)
+        self.transport: asyncio.Transport | None = None
+        self.subs: dict[bytes, Subscription] = {}
+        self.ip, self.port = "", 0
+        self.connected = False  # a valid CONNECT was received
+        self.verbose = self.pedantic = False
+        self.echo = True
+        self.headers = self.no_responders = False
+        self.protocol = 0
+        self.name = self.lang = self.version = ""
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        self.started = time.time()
+        self.last_activity = self.started
+        self.closed = False
+        self.close_reason = ""
+        self.pings_out = 0
+        self.rtt_s = 0.0  # measured by the first PING this server sends
+        self._ping_sent_at = 0.0
+        self._first_ping_sent = False
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_pending = False
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._handlers = {Connect: self._on_connect, Sub: self._on_sub, Unsub: self._on_unsub,
+                          Ping: self._on_ping, Pong: self._on_pong, Info: _ignore, Ok: _ignore,
+                          ProtocolViolation: self._on_violation}
+
+    # -- asyncio.Protocol --
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.ip, self.port = peer[0], peer[1]
+        if not self.server.admit(self):
+            self.close(errors.MAXIMUM_CONNECTIONS_EXCEEDED, "max connections")
+            return
+        self.send(self.server.info_for(self))
+        loop = self.server.loop
+        if self.server.auth.required:
+            self._timers["auth"] = loop.call_later(self.limits.auth_timeout_s, self._on_auth_timeout)
+        first_ping = _FIRST_PING_DELAY_S * (1 + random.random() * 0.2)
+        self._timers["ping"] = loop.call_later(min(first_ping, self.limits.ping_interval_s),
+                                               self._on_ping_timer)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.time()
+        handlers = self._handlers
+        for event in self.parser.feed(data):
+            if self.closed:
+                return
+            if event.__class__ is Pub:
+                self._on_pub(event)
+            else:
+                handlers.get(event.__class__, self._on_unexpected)(event)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self._teardown("client closed" if exc is None else f"read error: {exc}")
+
+    def pause_writing(self) -> None:
+        deadline = self.limits.write_deadline_s
+        self._timers["write"] = self.server.loop.call_later(deadline, self._on_write_stalled)
+
+    def resume_writing(self) -> None:
+        timer = self._timers.pop("write", None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- output --
+
+    def send(self, data: bytes) -> None:
+        """Queue protocol bytes for this peer; they are written with the next flush."""
+        if self.closed:
+            return
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.schedule_flush(self)
+
+    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
+                headers: bytes | None, payload: bytes) -> None:
+        """Queue one message for one of this connection's subscriptions."""
+        if self.closed:
+            return
+        out = self._out
+        if headers is not None and self.headers:
+            size = len(headers) + len(payload)
+            if reply:
+                out.append(b"HMSG %s %s %s %d %d\r\n" % (subject, sub.sid, reply, len(headers), size))
+            else:
+                out.append(b"HMSG %s %s %d %d\r\n" % (subject, sub.sid, len(headers), size))
+            out.append(headers)
+        else:
+            size = len(payload)
+            if reply:
+                out.append(b"MSG %s %s %s %d\r\n" % (subject, sub.sid, reply, size))
+            else:
+                out.append(b"MSG %s %s %d\r\n" % (subject, sub.sid, size))
+        out.append(payload)
+        out.append(_CRLF)
+        self.out_msgs += 1
+        self.out_bytes += size
+        self._out_size += size + 48
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.schedule_flush(self)
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            self._remove_sub(sub)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        if self.closed or not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        transport = self.transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.limits.max_pending:
+            self._slow_consumer("max pending exceeded")
+
+    @property
+    def pending_bytes(self) -> int:
+        buffered = self.transport.get_write_buffer_size() if self.transport else 0
+        return self._out_size + buffered
+
+    def close(self, err_text: str | None = None, reason: str = "") -> None:
+        """Send ``-ERR '<err_text>'`` if given, flush what is queued, and close."""
+        if self.closed:
+            return
+        if err_text is not None:
+            self._out.append(errors.err_line(err_text))
+        if self._out and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+        self._teardown(reason or err_text or "closed")
+        if self.transport is not None:
+            self.transport.close()
+
+    def _slow_consumer(self, reason: str) -> None:
+        log.warning("cid %d: slow consumer (%s), closing", self.cid, reason)
+        self.server.slow_consumers += 1
+        self._out.clear()
+        self._teardown("slow consumer: " + reason)
+        self.transport.abort()
+
+    def _teardown(self, reason: str) -> None:
+        self.closed = True
+        self.close_reason = reason
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for sub in list(self.subs.values()):
+            self.server.router.remove(sub)
+        self.subs.clear()
+        self.server.forget(self)
+
+    # -- protocol events --
+
+    def _on_connect(self, event: Connect) -> None:
+        verdict = self.server.auth.check(event.options)
+        rejection = _connect_rejection(event.options) if verdict else errors.AUTHORIZATION_VIOLATION
+        if rejection is not None:
+            self.close(rejection, "connect rejected")
+            return
+        self._apply_connect_options(event.options)
+        timer = self._timers.pop("auth", None)
+        if timer is not None:
+            timer.cancel()
+        self.connected = True
+        if self.verbose:
+            self.send(writer.OK)
+
+    def _apply_connect_options(self, options: dict) -> None:
+        self.verbose = bool(options.get("verbose", True))
+        self.pedantic = bool(options.get("pedantic", True))
+        self.echo = bool(options.get("echo", True))
+        self.headers = bool(options.get("headers", False))
+        self.no_responders = bool(options.get("no_responders", False))
+        self.protocol = int(options.get("protocol", 0) or 0)
+        self.name = str(options.get("name", "") or "")
+        self.lang = str(options.get("lang", "") or "")
+        self.version = str(options.get("version", "") or "")
+
+    def _on_pub(self, event: Pub) -> None:
+        if not self.connected and self.server.auth.required:
+            self.close(errors.AUTHORIZATION_VIOLATION, "publish before connect")
+            return
+        payload_size = len(event.payload) if event.headers is None else (
+            len(event.payload) + len(event.headers))
+        self.in_msgs += 1
+        self.in_bytes += payload_size
+        if self.pedantic and not subjects.is_valid_publish_subject(event.subject):
+            self.send(errors.err_line(errors.INVALID_PUBLISH_SUBJECT))
+        self.server.publish(self, event.subject, event.reply, event.headers, event.payload)
+        if self.verbose:
+            self.send(writer.OK)
+
+    def _on_sub(self, event: Sub) -> None:
+        if not self.connected and self.server.auth.required:
+            self.close(errors.AUTHORIZATION_VIOLATION, "subscribe before connect")
+            return
+        if not subjects.is_valid_subscription_subject(event.subject) or (
+                event.queue is not None and not event.queue):
+            self.send(errors.err_line(errors.INVALID_SUBJECT))
+            return
+        if event.sid not in self.subs:
+            max_subs = self.limits.max_subscriptions
+            if max_subs and len(self.subs) >= max_subs:
+                self.send(errors.err_line(errors.MAXIMUM_SUBSCRIPTIONS_EXCEEDED))
+                return
+            sub = Subscription(self, event.subject, event.queue, event.sid)
+            self.subs[event.sid] = sub
+            self.server.router.insert(sub)
+        if self.verbose:
+            self.send(writer.OK)
+
+    def _on_unsub(self, event: Unsub) -> None:
+        if not self.connected and self.server.auth.required:
+            self.close(errors.AUTHORIZATION_VIOLATION, "unsubscribe before connect")
+            return
+        sub = self.subs.get(event.sid)
+        if sub is not None:
+            if event.max_msgs and event.max_msgs > sub.delivered:
+                sub.max_msgs = event.max_msgs
+            else:
+                self._remove_sub(sub)
+        if self.verbose:
+            self.send(writer.OK)
+
+    def _remove_sub(self, sub: Subscription) -> None:
+        if self.subs.pop(sub.sid, None) is sub:
+            self.server.router.remove(sub)
+
+    def _on_ping(self, event: Ping) -> None:
+        if not self.connected and self.server.auth.required:
+            self.close(errors.AUTHORIZATION_VIOLATION, "ping before connect")
+            return
+        self.send(writer.PONG)
+
+    def _on_pong(self, event: Pong) -> None:
+        self.pings_out = 0
+        if self._ping_sent_at:
+            self.rtt_s = time.time() - self._ping_sent_at
+            self._ping_sent_at = 0.0
+
+    def _on_violation(self, event: ProtocolViolation) -> None:
+        log.debug("cid %d: protocol violation: %s %s", self.cid, event.err_text, event.detail)
+        self.close(event.err_text, f"protocol violation: {event.detail}")
+
+    def _on_unexpected(self, event: object) -> None:
+        if isinstance(event, Msg):
+            self.close(errors.UNKNOWN_PROTOCOL_OPERATION, "MSG from a client")
+        else:  # -ERR from a client ends the connection, as nats-server does
+            self.close(None, f"client sent {event!r}")
+
+    # -- timers --
+
+    def _on_auth_timeout(self) -> None:
+        self._timers.pop("auth", None)
+        if not self.connected:
+            self.close(errors.AUTHENTICATION_TIMEOUT, "auth timeout")
+
+    def _on_ping_timer(self) -> None:
+        """nats-server's ping timer: PING unless the client spoke within the interval."""
+        interval = self.limits.ping_interval_s
+        if not self._first_ping_sent or time.time() - self.last_activity >= interval:
+            if self.pings_out + 1 > self.limits.ping_max:
+                self.close(errors.STALE_CONNECTION, "stale connection")
+                return
+            self.pings_out += 1
+            self._first_ping_sent = True
+            self._ping_sent_at = time.time()
+            self.send(writer.PING)
+        self._timers["ping"] = self.server.loop.call_later(interval, self._on_ping_timer)
+
+    def _on_write_stalled(self) -> None:
+        self._timers.pop("write", None)
+        if not self.closed:
+            self._slow_consumer("write deadline exceeded")
+
+
+def _connect_rejection(options: dict) -> str | None:
+    """The -ERR text a CONNECT must be refused with, or None when it is acceptable."""
+    protocol = options.get("protocol", 0)
+    if protocol not in (0, 1, None):
+        return errors.INVALID_CLIENT_PROTOCOL
+    if options.get("no_responders") and not options.get("headers"):
+        return errors.NO_RESPONDERS_REQUIRES_HEADERS
+    if "account" in options or "new_account" in options:
+        return errors.AUTHORIZATION_VIOLATION
+    return None
+
+
+def _ignore(event: object) -> None:
+    return None
