@@ -65,9 +65,13 @@ class Node:
             auth=Authenticator(options.user, options.password, options.token),
             server_name=options.server_name)
         self.monitor = None
+        self.streaming = None
 
     async def start(self) -> None:
         await self.nats.start()
+        from .streaming import Streaming
+        self.streaming = Streaming(self.options, self.nats)
+        await self.streaming.start()
         if self.options.http_port:
             from .monitor import Monitor
             self.monitor = Monitor(self)
@@ -78,6 +82,8 @@ class Node:
     async def stop(self) -> None:
         if self.monitor is not None:
             await self.monitor.stop()
+        if self.streaming is not None:
+            await self.streaming.stop()
         await self.nats.stop()
 
 

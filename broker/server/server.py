@@ -188,6 +188,10 @@ class NatsServer:
         for members in groups:
             _deliver_to_one(members, skip, subject, reply, headers, payload)
 
+    def has_subscribers(self, subject: bytes) -> bool:
+        plain, groups = self.router.match(subject)
+        return bool(plain or groups)
+
     def _no_responders(self, origin: ClientConnection, reply: bytes) -> None:
         plain, groups = self.router.match(reply)
         for sub in plain + tuple(s for members in groups for s in members):

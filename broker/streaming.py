@@ -1,0 +1,113 @@
+"""Building a node's streaming side from Options: store, state machine, Raft, service.
+
+Layout of a FILE store's directory: ``<dir>/store`` holds the LMDB environment,
+``<dir>/raft`` the Raft journal, metadata and snapshots. A MEMORY store keeps its
+Raft files in a temporary directory removed at stop.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+
+from raft import RaftConfig
+from storage import LmdbStore, MemoryStore
+
+from .config import Options
+from .server import NatsServer
+from .server.stan import Replicator, StanService, StanSettings
+from .server.stan.clients import HeartbeatSettings
+from .state import ChannelLimits, LimitsResolver, StateMachine
+from .state import records
+
+log = logging.getLogger("runnel")
+
+
+class StartupError(RuntimeError):
+    """The node must not start (wrong cluster ID, unusable store)."""
+
+
+def limits_resolver(options: Options) -> LimitsResolver:
+    def for_channel(name: str) -> ChannelLimits:
+        limits = options.channel_limits_for(name)
+        return ChannelLimits(limits.max_msgs, limits.max_bytes, limits.max_age_s,
+                             limits.max_subs, limits.max_inactivity_s)
+    return LimitsResolver(options.limits.max_channels, for_channel)
+
+
+def _all_limits(options: Options) -> list:
+    return [options.limits] + [options.channel_limits_for(name) for name in options.channel_limits]
+
+
+class Streaming:
+    """The STAN side of one node: owns the store and the Raft node's files."""
+
+    def __init__(self, options: Options, server: NatsServer):
+        self.options = options
+        self._temp_dir: str | None = None
+        self.store = self._open_store()
+        self._check_cluster_id()
+        self.machine = StateMachine(self.store, limits_resolver(options))
+        self.replicator = Replicator(self.machine, self._raft_config())
+        self.service = StanService(server, self.machine, self.replicator, self._settings())
+
+    def _open_store(self):
+        options = self.options
+        if options.store_type == "FILE":
+            path = os.path.join(options.store_dir, "store")
+            log.info("STREAM: Message store is FILE (%s)", os.path.abspath(path))
+            return LmdbStore(path, sync=options.file_sync)
+        log.info("STREAM: Message store is MEMORY")
+        return MemoryStore()
+
+    def _check_cluster_id(self) -> None:
+        cluster_id = self.options.cluster_id
+        with self.store.read() as txn:
+            stored = txn.get_meta(records.META_CLUSTER_ID)
+        if stored is None:
+            with self.store.write() as txn:
+                txn.put_meta(records.META_CLUSTER_ID, cluster_id.encode())
+        elif stored.decode() != cluster_id:
+            raise StartupError(f'cluster ID "{cluster_id}" does not match recovered value '
+                               f'of "{stored.decode()}"')
+
+    def _raft_config(self) -> RaftConfig:
+        options = self.options
+        if options.store_type == "FILE":
+            data_dir = os.path.join(options.store_dir, "raft")
+            sync = options.file_sync
+        else:
+            data_dir = self._temp_dir = tempfile.mkdtemp(prefix="runnel-raft-")
+            sync = False
+        return RaftConfig(self_address=f"127.0.0.1:{_free_port()}", data_dir=data_dir,
+                          sync=sync)
+
+    def _settings(self) -> StanSettings:
+        options = self.options
+        limits = _all_limits(options)
+        ages = [l.max_age_s for l in limits if l.max_age_s > 0]
+        idles = [l.max_inactivity_s for l in limits if l.max_inactivity_s > 0]
+        return StanSettings(
+            cluster_id=options.cluster_id, node_id=options.cluster_node_id or "local",
+            heartbeats=HeartbeatSettings(options.hb_interval_s, options.hb_timeout_s,
+                                         options.hb_fail_count),
+            expire_every_s=min([1.0] + [age / 2 for age in ages]) if ages else 0.0,
+            inactivity_every_s=min([1.0] + [idle / 2 for idle in idles]) if idles else 0.0,
+            max_inactivity_s=min(idles) if idles else 0.0)
+
+    async def start(self) -> None:
+        await self.service.start()
+
+    async def stop(self) -> None:
+        await self.service.stop()
+        self.store.close()
+        if self._temp_dir:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
