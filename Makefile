@@ -36,7 +36,7 @@ $(JS_STAMP): $(JS_DIR)/package.json
 
 run: $(STAMP)
 	mkdir -p $(DATA_DIR)
-	$(VENV)/bin/runnel serve -a 127.0.0.1 -p $(PORT) -m $(HTTP_PORT) -dir $(DATA_DIR)
+	$(VENV)/bin/runnel serve -a 127.0.0.1 -p $(PORT) -m $(HTTP_PORT) -st file -dir $(DATA_DIR)
 
 test: $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -7,11 +7,13 @@ A test (test_core_pins.py) fails if these names move.
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any, Callable
 
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, replicated
+from pysyncobj.syncobj import _COMMAND_TYPE
 
 from raft.journal import DurableJournal
 
@@ -21,6 +23,11 @@ from raft.journal import DurableJournal
 REPLICATED_METHOD = "command_v0"
 
 _CONSTRUCT_LOCK = threading.Lock()
+#: Pickle protocol of the log entries we write. pysyncobj's own wrapper uses
+#: protocol 2, which stores bytes as latin-1 text: 1.5x larger for binary data
+#: and ~200x slower at 100 KB. Both decode with the same pickle.loads.
+PICKLE_PROTOCOL = 4
+_REGULAR = _COMMAND_TYPE.REGULAR
 
 ApplyHook = Callable[[int, bytes], Any]
 
@@ -42,6 +49,13 @@ class RaftCore(SyncObj):
                                  transportClass=transport_class)
             finally:
                 _syncobj_module.createJournal = saved
+        self._command_id = self._methodToID[REPLICATED_METHOD]
+
+    def submit(self, data: bytes, callback) -> None:
+        """Queue ``data`` for the log: what ``self.command(data, callback=...)``
+        does, with pickle protocol 4 (raw bytes). Thread-safe."""
+        self._applyCommand(pickle.dumps((self._command_id, (data,)), PICKLE_PROTOCOL),
+                           callback, _REGULAR)
 
     @replicated
     def command(self, data):

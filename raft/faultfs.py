@@ -7,7 +7,8 @@ itself, sees them); ``PowerCutFS`` keeps aside what a real disk would have kept:
 * the content of a file (by inode) as of its last ``fsync``;
 * the names in a directory as of its last ``fsync_dir``.
 
-``power_cut()`` rewrites every tracked directory to exactly that: files whose
+``freeze()`` is the instant of the cut: an fsync that completes after it is
+not durable. ``power_cut()`` rewrites every tracked directory to exactly that: files whose
 name was never made durable vanish, a renamed file whose directory was not
 synced is back under its old name, and every file holds only what was fsynced
 (a file never fsynced is empty). Only directories given to the constructor (or
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import BinaryIO
 
 from raft.fsio import OsFS
@@ -27,10 +29,14 @@ from raft.fsio import OsFS
 class PowerCutFS(OsFS):
     """OsFS that records durability instead of paying for it (no real fsync)."""
 
-    def __init__(self, *dirs: str) -> None:
+    def __init__(self, *dirs: str, fsync_delay_s: float = 0.0) -> None:
         self._lock = threading.Lock()
         self._durable_data: dict[int, bytes] = {}
         self._durable_names: dict[str, dict[str, int]] = {}
+        self._frozen = False
+        #: Time an fsync takes (a real disk's latency widens the window in
+        #: which a reply sent before its fsync would be caught).
+        self.fsync_delay_s = fsync_delay_s
         self.fsyncs = 0
         for d in dirs:
             self.track(d)
@@ -75,11 +81,14 @@ class PowerCutFS(OsFS):
 
     # -- durability points --------------------------------------------------
     def fsync(self, fd: int) -> None:
+        if self.fsync_delay_s:
+            time.sleep(self.fsync_delay_s)
         st = os.fstat(fd)
         data = os.pread(fd, st.st_size, 0)
         with self._lock:
-            self._durable_data[st.st_ino] = data
-            self.fsyncs += 1
+            if not self._frozen:
+                self._durable_data[st.st_ino] = data
+                self.fsyncs += 1
 
     def fsync_path(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY)
@@ -92,17 +101,29 @@ class PowerCutFS(OsFS):
         directory = os.path.abspath(path)
         names = {name: os.stat(p).st_ino for name, p in _files(directory)}
         with self._lock:
-            self._durable_names[directory] = names
+            if not self._frozen:
+                self._durable_names[directory] = names
 
     # -- the fault ----------------------------------------------------------
+    def freeze(self) -> None:
+        """The power goes out NOW: fsyncs from here on are not durable. Stop
+        the nodes (``stop(flush=False)``), then call ``power_cut()``."""
+        with self._lock:
+            self._frozen = True
+
     def power_cut(self) -> dict[str, list[str]]:
-        """Reset every tracked directory to its durable state. Returns, per
+        """Reset every tracked directory to its durable state (freezing first
+        if ``freeze`` was not called), and power on again. Returns, per
         directory, the names whose content or existence changed."""
+        self.freeze()
         changed: dict[str, list[str]] = {}
         with self._lock:
             dirs = list(self._durable_names.items())
         for directory, durable in dirs:
             changed[directory] = self._restore_dir(directory, durable)
+        with self._lock:
+            self._frozen = False
+        for directory, _ in dirs:
             self.track(directory)
         return changed
 

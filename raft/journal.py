@@ -143,6 +143,8 @@ class DurableJournal(Journal):
         self._fd: int | None = None
         self.synced_index = 0
         self.fsyncs = 0
+        #: Entries removed from the tail (conflicts, or pysyncobj re-sends).
+        self.truncated_entries = 0
         self._term, self._voted_for = self._meta.load_term()
         self._commit_index = self._meta.load_commit_hint()
         self._hint_written = self._commit_index
@@ -191,11 +193,17 @@ class DurableJournal(Journal):
 
     @property
     def last_index(self) -> int:
-        return self._entries[-1][1] if self._entries else 0
+        try:
+            return self._entries[-1][1]
+        except IndexError:  # empty (status() may read from another thread)
+            return 0
 
     @property
     def first_index(self) -> int:
-        return self._entries[0][1] if self._entries else 0
+        try:
+            return self._entries[0][1]
+        except IndexError:
+            return 0
 
     @property
     def dirty(self) -> bool:
@@ -272,6 +280,7 @@ class DurableJournal(Journal):
     def deleteEntriesFrom(self, entryFrom):
         if entryFrom >= len(self._entries):
             return
+        self.truncated_entries += len(self._entries) - entryFrom
         del self._entries[entryFrom:]
         if not self._rewrite_needed:
             cut = self._offsets[entryFrom]

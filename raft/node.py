@@ -126,7 +126,7 @@ class RaftNode:
         loop = self._loop
         fut = loop.create_future()
         self._pending.add(fut)
-        self._core.command(command, callback=functools.partial(self._complete, fut))
+        self._core.submit(command, functools.partial(self._complete, fut))
         self._wake()
         handle = loop.call_later(timeout, self._expire, fut, timeout)
         try:

@@ -33,6 +33,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import zlib
 from typing import BinaryIO, Callable
 
@@ -48,6 +49,8 @@ logger = logging.getLogger(__name__)
 MAGIC = b"RNLSNAP\x01"
 _TRAILER = struct.Struct("<II8s")
 _CHUNK = 1 << 20
+#: After a failed snapshot, wait this long before calling take_snapshot again.
+RETRY_S = 10.0
 
 
 class SnapshotReader:
@@ -136,6 +139,7 @@ class SnapshotStore:
         self._restore = restore
         self._on_fatal = on_fatal
         self._job: _Job | None = None
+        self._retry_at = 0.0
         self.started_up = False
         self.last_index = 0
         self.taken = 0
@@ -149,25 +153,33 @@ class SnapshotStore:
         if self._take is None:
             return
         index = last[1]
-        produced = self._take(index)
         header = {"index": index, "term": last[2], "last": list(last), "prev": list(prev),
                   "cluster": sorted(n.address for n in cluster if n is not None)}
-        job = _Job(index, header, produced)
-        job.thread = threading.Thread(target=self._write, args=(job,), name="raft-snapshot", daemon=True)
+        job = _Job(index, header, None)
         self._job = job
+        if time.monotonic() < self._retry_at:
+            job.error = RuntimeError("previous snapshot failed; waiting before a retry")
+            return
+        try:
+            job.produced = self._take(index)
+        except Exception as exc:  # reported by check(); not fatal, retried later
+            job.error = exc
+            return
+        job.thread = threading.Thread(target=self._write, args=(job,), name="raft-snapshot", daemon=True)
         job.thread.start()
 
     def check(self) -> int:
         job = self._job
         if job is None:
             return SERIALIZER_STATE.NOT_SERIALIZING
-        if job.thread.is_alive():
+        if job.thread is not None and job.thread.is_alive():
             return SERIALIZER_STATE.SERIALIZING
         self._job = None
         if job.cancelled or job.error is not None:
             self._fs.remove(self.path + ".part")
-            if job.error is not None:
+            if job.error is not None and time.monotonic() >= self._retry_at:
                 logger.error("snapshot at index %d failed: %r", job.index, job.error)
+                self._retry_at = time.monotonic() + RETRY_S
             return SERIALIZER_STATE.FAILED
         self._fs.replace(self.path + ".part", self.path)
         self._fs.fsync_dir(self._dir)

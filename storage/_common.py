@@ -82,25 +82,31 @@ def check_count(count_max: int) -> None:
 
 
 class Gate:
-    """Readers share; exclusive holders (map growth, restore, close) wait for
-    every reader to leave, and new readers wait behind a waiting exclusive."""
+    """Readers share; exclusive holders (map growth, restore, close, write
+    aborts) wait for every reader to leave. New readers wait behind a waiting
+    exclusive holder (so it is not starved), except while a long reader (a
+    snapshot copy) is in: the exclusive holder waits for the copy anyway,
+    and short readers (the event loop) must not wait that long."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
+        self._long = 0
         self._exclusive = False
         self._waiting = 0
 
-    def enter_shared(self) -> None:
+    def enter_shared(self, long: bool = False) -> None:
         with self._cond:
-            while self._exclusive or self._waiting:
+            while self._exclusive or (self._waiting and not self._long):
                 self._cond.wait()
             self._readers += 1
+            self._long += long
 
-    def exit_shared(self) -> None:
+    def exit_shared(self, long: bool = False) -> None:
         with self._cond:
             self._readers -= 1
-            if self._readers == 0:
+            self._long -= long
+            if self._readers == 0 or long:
                 self._cond.notify_all()
 
     def enter_exclusive(self) -> None:

@@ -123,7 +123,8 @@ class Removed:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:
-    """A snapshot taken by :meth:`Store.snapshot_to`."""
+    """A snapshot taken by :meth:`Store.snapshot_to`: the Raft index it
+    contains and its size (-1 when written to a pipe or socket)."""
 
     last_applied_index: int
     size_bytes: int

@@ -1,10 +1,11 @@
 """Append/read/snapshot throughput of LmdbStore.
 
     .venv/bin/python -m storage.bench [--dir DIR] [--batches N] [--batch 1000]
-                                      [--size 128]
+                                      [--size 128] [--keep N]
 
 Appends ``batches`` transactions of ``batch`` records of ``size`` bytes
-(each transaction also sets last_applied_index, as Raft apply does), once
+(each transaction also sets last_applied_index, as Raft apply does, and
+with ``--keep`` trims the channel as max_msgs does), once
 with sync=True and once with sync=False, then reads everything back in
 1000-message read transactions and snapshots the store. Prints msgs/s.
 """
@@ -20,7 +21,8 @@ import time
 from .lmdb_store import LmdbStore
 
 
-def _append(store: LmdbStore, batches: int, batch: int, size: int) -> float:
+def _append(store: LmdbStore, batches: int, batch: int, size: int,
+            keep: int) -> float:
     with store.write() as txn:
         cid = txn.create_channel("bench", b"")
     payload = [os.urandom(size) for _ in range(batch)]
@@ -31,6 +33,8 @@ def _append(store: LmdbStore, batches: int, batch: int, size: int) -> float:
         seq += batch
         with store.write() as txn:
             txn.append_messages(cid, msgs)
+            if keep:
+                txn.trim_messages(cid, msgs_max=keep)
             txn.set_last_applied_index(index)
     return time.perf_counter() - start
 
@@ -49,14 +53,15 @@ def _read_all(store: LmdbStore) -> tuple[int, float]:
     return count, time.perf_counter() - start
 
 
-def run(base: str, batches: int, batch: int, size: int) -> None:
+def run(base: str, batches: int, batch: int, size: int, keep: int) -> None:
     total = batches * batch
     for sync in (True, False):
         path = os.path.join(base, f"sync-{sync}")
         store = LmdbStore(path, sync=sync)
         try:
-            elapsed = _append(store, batches, batch, size)
-            print(f"append sync={sync!s:5}: {total} x {size} B in {batches} "
+            elapsed = _append(store, batches, batch, size, keep)
+            trim = f", trim to {keep}" if keep else ""
+            print(f"append sync={sync!s:5}{trim}: {total} x {size} B in {batches} "
                   f"txns: {total / elapsed:,.0f} msgs/s "
                   f"({elapsed / batches * 1e3:.2f} ms/txn)")
             if not sync:
@@ -80,10 +85,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--keep", type=int, default=0,
+                        help="also trim the channel to this many messages")
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="runnel-bench-", dir=args.dir)
     try:
-        run(base, args.batches, args.batch, args.size)
+        run(base, args.batches, args.batch, args.size, args.keep)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

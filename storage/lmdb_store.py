@@ -2,54 +2,25 @@
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import lmdb
 
 from . import _lmdb_tables as T
-from ._common import (CLOSED, Gate, ThreadGuard, as_record, check_append,
-                      check_count, check_limit, check_u64, encode_name)
-from .api import (Channel, ChannelStats, PathOrFile, ReadTxn, Removed,
-                  SnapshotInfo, Store, StoreClosedError, StoreCorruptError,
-                  StoreError, StoreFatalError, StoreFullError,
-                  StoreLockedError, StoreUsage, StoreUsageError, WriteTxn)
+from ._common import Gate, ThreadGuard, check_u64
+from ._lmdb_files import check_not_truncated, verify_snapshot
+from ._lmdb_txn import _LmdbRead, _LmdbWrite, translate
+from .api import (PathOrFile, SnapshotInfo, Store, StoreClosedError,
+                  StoreLockedError, StoreUsage, StoreUsageError)
 
 MAP_SIZE_INITIAL = 16 << 20
 MAP_SIZE_MAX = 256 << 30
-#: After EIO (LMDB reports a short write so), the disk counts as full when
-#: it has less free space than this.
-DISK_FREE_FULL_BYTES = 4 << 20
 _DATA_FILE = "data.mdb"
 _LOCK_FILE = "runnel-store.lock"
-_CORRUPT = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError,
-            lmdb.VersionMismatchError, lmdb.PanicError)
-
-
-def _disk_free_bytes(path: str) -> int:
-    st = os.statvfs(path)
-    blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
-    return blocks * st.f_frsize
-
-
-def translate(exc: BaseException, path: str) -> StoreError:
-    """Map an engine or OS error to the storage error it means."""
-    if isinstance(exc, StoreError):
-        return exc
-    code = getattr(exc, "errno", None) or getattr(exc, "code", None) or 0
-    if isinstance(exc, lmdb.MapFullError):
-        return StoreFullError(f"store map is full at map_size_max: {exc}", "map")
-    if isinstance(exc, lmdb.DiskError) or code in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFullError(f"disk is full: {exc}", "disk")
-    if code == errno.EIO and _disk_free_bytes(path) < DISK_FREE_FULL_BYTES:
-        return StoreFullError(f"disk is full (short write): {exc}", "disk")
-    if isinstance(exc, _CORRUPT):
-        return StoreCorruptError(f"store {path} is damaged: {exc}")
-    return StoreFatalError(f"store {path}: {exc!r}")
 
 
 def _fsync_dir(path: str) -> None:
@@ -58,254 +29,6 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class _LmdbReads(ReadTxn):
-    """ReadTxn over ``self._txn`` (an lmdb.Transaction) and ``self._dbs``."""
-
-    _txn: Any = CLOSED
-    _dbs: Any = None
-
-    def get_last_applied_index(self) -> int:
-        return T.last_applied(self._txn, self._dbs)
-
-    def get_meta(self, key: str) -> bytes | None:
-        return self._txn.get(encode_name(key, "meta key"), db=self._dbs.meta)
-
-    def get_channel(self, name: str) -> Channel | None:
-        return T.channel_by_name(self._txn, self._dbs,
-                                 encode_name(name, "channel name"))
-
-    def get_channel_by_id(self, channel_id: int) -> Channel | None:
-        return T.channel_by_id(self._txn, self._dbs, channel_id)
-
-    def list_channels(self) -> list[Channel]:
-        return T.list_channels(self._txn, self._dbs)
-
-    def channel_stats(self, channel_id: int) -> ChannelStats | None:
-        return T.stats(self._txn, self._dbs, channel_id)
-
-    def get_message(self, channel_id: int, seq: int) -> bytes | None:
-        return T.get_pair(self._txn, self._dbs.msgs, channel_id, seq)
-
-    def read_messages(self, channel_id: int, start_seq: int, count_max: int,
-                      bytes_max: int | None = None) -> list[tuple[int, bytes]]:
-        check_count(count_max)
-        return T.read_messages(self._txn, self._dbs, channel_id, start_seq,
-                               count_max, check_limit(bytes_max, "bytes_max"))
-
-    def get_subscription(self, channel_id: int, sub_id: int) -> bytes | None:
-        return T.get_pair(self._txn, self._dbs.subs, channel_id, sub_id)
-
-    def list_subscriptions(self, channel_id: int) -> list[tuple[int, bytes]]:
-        return T.list_pairs(self._txn, self._dbs.subs, channel_id)
-
-    def get_client(self, client_id: str) -> bytes | None:
-        return self._txn.get(encode_name(client_id, "client id"),
-                             db=self._dbs.clients)
-
-    def list_clients(self) -> list[tuple[str, bytes]]:
-        return T.list_clients(self._txn, self._dbs)
-
-
-class _LmdbRead(_LmdbReads):
-    def __init__(self, store: "LmdbStore") -> None:
-        self._store = store
-
-    def __enter__(self) -> "_LmdbRead":
-        store = self._store
-        store._guard.enter("read")
-        try:
-            store._gate.enter_shared()
-            try:
-                env = store._require_env()
-                self._dbs = store._dbs
-                self._txn = env.begin()
-            except BaseException:
-                store._gate.exit_shared()
-                raise
-        except BaseException:
-            store._guard.exit()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        txn, self._txn = self._txn, CLOSED
-        try:
-            txn.abort()
-        finally:
-            self._store._gate.exit_shared()
-            self._store._guard.exit()
-
-
-class _LmdbWrite(_LmdbReads, WriteTxn):
-    """The write transaction. Every mutation is recorded as (function, args)
-    so that after MDB_MAP_FULL the transaction can be abandoned, the map
-    grown, and the recorded mutations replayed into a fresh transaction:
-    the caller never sees growth, and nothing is half-applied."""
-
-    def __init__(self, store: "LmdbStore") -> None:
-        self._store = store
-        self._ops: list[tuple[Callable[..., Any], tuple]] = []
-        self._failed: StoreError | None = None
-        self._bumped = False
-
-    def __enter__(self) -> "_LmdbWrite":
-        store = self._store
-        store._guard.enter("write")
-        try:
-            store._write_lock.acquire()
-            try:
-                store._require_env()
-                store._grow_early()
-                self._dbs = store._dbs
-                self._txn = store._begin_write()
-            except BaseException:
-                store._write_lock.release()
-                raise
-        except BaseException:
-            store._guard.exit()
-            raise
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None and self._failed is None:
-                self._commit()
-            elif self._txn is not CLOSED:
-                self._txn.abort()
-        finally:
-            self._txn = CLOSED
-            self._store._write_lock.release()
-            self._store._guard.exit()
-        if exc_type is None and self._failed is not None:
-            raise self._failed
-
-    # -- machinery ---------------------------------------------------------
-    def _mutate(self, fn: Callable[..., Any], *args: Any) -> Any:
-        while True:
-            try:
-                result = fn(self._txn, self._dbs, *args)
-            except lmdb.MapFullError as exc:
-                self._restart(exc)
-                continue
-            except lmdb.Error as exc:
-                raise self._abandon(exc) from exc
-            self._ops.append((fn, args))
-            return result
-
-    def _restart(self, exc: lmdb.Error) -> None:
-        """After MAP_FULL (or a full disk at commit): drop the engine txn,
-        make room, and replay the recorded ops into a fresh txn; or abandon
-        the transaction with StoreFullError when no room can be made."""
-        while True:
-            if self._txn is not CLOSED:
-                self._txn.abort()
-                self._txn = CLOSED
-            try:
-                self._make_room(exc)
-                self._txn = self._store._begin_write()
-                for fn, args in self._ops:
-                    fn(self._txn, self._dbs, *args)
-                return
-            except lmdb.MapFullError as again:
-                exc = again
-            except StoreError as err:
-                self._abandon(err)
-                raise
-            except lmdb.Error as err:
-                raise self._abandon(err) from err
-
-    def _make_room(self, exc: lmdb.Error) -> None:
-        store = self._store
-        if isinstance(exc, lmdb.MapFullError) and store._can_grow():
-            store._grow()
-        elif not self._bumped:
-            # Pages freed by the last commit are reusable only after one
-            # more commit: a tiny commit recycles them, then retry once.
-            self._bumped = True
-            store._bump()
-        else:
-            raise translate(exc, store.path) from exc
-
-    def _abandon(self, exc: BaseException) -> StoreError:
-        if self._txn is not CLOSED:
-            try:
-                self._txn.abort()
-            except lmdb.Error:
-                pass
-            self._txn = CLOSED
-        self._failed = translate(exc, self._store.path)
-        return self._failed
-
-    def _commit(self) -> None:
-        while True:
-            txn, self._txn = self._txn, CLOSED  # a failed commit aborts it
-            try:
-                txn.commit()
-                return
-            except lmdb.Error as exc:
-                if isinstance(translate(exc, self._store.path), StoreFullError):
-                    self._restart(exc)
-                else:
-                    raise self._abandon(exc) from exc
-
-    # -- WriteTxn ----------------------------------------------------------
-    def set_last_applied_index(self, index: int) -> None:
-        self._mutate(T.set_last_applied, check_u64(index, "index"))
-
-    def put_meta(self, key: str, value: bytes) -> None:
-        self._mutate(T.put_key, self._dbs.meta, encode_name(key, "meta key"),
-                     as_record(value))
-
-    def delete_meta(self, key: str) -> bool:
-        return self._mutate(T.delete_key, self._dbs.meta,
-                            encode_name(key, "meta key"))
-
-    def create_channel(self, name: str, record: bytes) -> int:
-        return self._mutate(T.create_channel, encode_name(name, "channel name"),
-                            as_record(record))
-
-    def put_channel(self, channel_id: int, record: bytes) -> None:
-        self._mutate(T.put_channel, channel_id, as_record(record))
-
-    def delete_channel(self, channel_id: int) -> Removed:
-        return self._mutate(T.delete_channel, channel_id)
-
-    def append_messages(self, channel_id: int,
-                        messages: Sequence[tuple[int, bytes]]) -> None:
-        # Validated and copied into a list of our own: the recorded ops are
-        # replayed after map growth and must not see later caller changes.
-        self._mutate(T.append_messages, channel_id, check_append(messages, 0))
-
-    def delete_messages_upto(self, channel_id: int, seq: int) -> Removed:
-        return self._mutate(T.delete_messages_upto, channel_id,
-                            check_u64(seq, "seq"))
-
-    def trim_messages(self, channel_id: int, *, msgs_max: int | None = None,
-                      bytes_max: int | None = None) -> Removed:
-        return self._mutate(T.trim_messages, channel_id,
-                            check_limit(msgs_max, "msgs_max"),
-                            check_limit(bytes_max, "bytes_max"))
-
-    def put_subscription(self, channel_id: int, sub_id: int,
-                         record: bytes) -> None:
-        self._mutate(T.put_subscription, channel_id,
-                     check_u64(sub_id, "sub_id"), as_record(record))
-
-    def delete_subscription(self, channel_id: int, sub_id: int) -> bool:
-        if T.get_pair(self._txn, self._dbs.subs, channel_id, sub_id) is None:
-            return False
-        return self._mutate(T.delete_key, self._dbs.subs,
-                            T.u64(channel_id) + T.u64(sub_id))
-
-    def put_client(self, client_id: str, record: bytes) -> None:
-        self._mutate(T.put_key, self._dbs.clients,
-                     encode_name(client_id, "client id"), as_record(record))
-
-    def delete_client(self, client_id: str) -> bool:
-        return self._mutate(T.delete_key, self._dbs.clients,
-                            encode_name(client_id, "client id"))
 
 
 class LmdbStore(Store):
@@ -365,6 +88,7 @@ class LmdbStore(Store):
         return max(min(size, self._map_size_max), used)
 
     def _open_env(self) -> None:
+        check_not_truncated(os.path.join(self.path, _DATA_FILE))
         try:
             env = lmdb.open(self.path, map_size=self._initial_map_size(),
                             max_dbs=len(T.DB_NAMES), sync=self.sync,
@@ -421,8 +145,23 @@ class LmdbStore(Store):
 
     def _bump(self) -> None:
         """Commit a tiny transaction (writer thread, no txn open)."""
-        with self._env.begin(write=True) as txn:
+        txn = self._env.begin(write=True)
+        try:
             T.bump(txn, self._dbs)
+        except BaseException:
+            self._abort_write(txn)
+            raise
+        txn.commit()
+
+    def _abort_write(self, txn: Any) -> None:
+        """Abort a write txn with readers held off: py-lmdb 3.0 takes a
+        per-environment lock in abort that busy readers can starve for
+        seconds (measured: p99 10 s with two reader threads in a loop)."""
+        self._gate.enter_exclusive()
+        try:
+            txn.abort()
+        finally:
+            self._gate.exit_exclusive()
 
     def set_map_size_max(self, map_size_max: int) -> None:
         """Change the growth cap (e.g. raise it after a StoreFullError)."""
@@ -437,13 +176,9 @@ class LmdbStore(Store):
         return _LmdbWrite(self)
 
     def usage(self) -> StoreUsage:
-        self._gate.enter_shared()
-        try:
-            env = self._require_env()
-            return StoreUsage(self._used_bytes(), env.info()["map_size"],
+        with self.read():
+            return StoreUsage(self._used_bytes(), self._env.info()["map_size"],
                               self._map_size_max)
-        finally:
-            self._gate.exit_shared()
 
     def flush(self) -> None:
         """Force everything committed to disk (useful with sync=False)."""
@@ -474,7 +209,8 @@ class LmdbStore(Store):
 
     # -- snapshots -----------------------------------------------------------
     def snapshot_to(self, target: PathOrFile) -> SnapshotInfo:
-        with self.read() as r:
+        self._headroom_for_snapshot()
+        with _LmdbRead(self, long=True) as r:
             self._snapshots += 1
             try:
                 index = r.get_last_applied_index()
@@ -487,6 +223,22 @@ class LmdbStore(Store):
             finally:
                 self._snapshots -= 1
         return SnapshotInfo(index, size)
+
+    def _headroom_for_snapshot(self) -> None:
+        """Grow the map to at least twice its use before a copy starts.
+        Growth has to wait for the copy (it remaps under the copy's reader)
+        and would stall the apply thread: this makes it unlikely, because
+        pages freed during the copy are not reused, so the file grows by
+        whatever is written meanwhile. Waits for one write transaction."""
+        self._guard.enter("snapshot")
+        try:
+            with self._write_lock:
+                self._require_env()
+                if (self._can_grow() and self._used_bytes() * 2
+                        > self._env.info()["map_size"]):
+                    self._grow()
+        finally:
+            self._guard.exit()
 
     def _copy_to_path(self, txn: Any, path: str) -> int:
         tmp = path + ".tmp"
@@ -511,6 +263,9 @@ class LmdbStore(Store):
             raise StoreUsageError("snapshot target must be a path or a "
                                   "real file object (with fileno())") from None
         fileobj.flush()
+        if not fileobj.seekable():  # pipe or socket: size unknown
+            self._env.copyfd(fd, compact=True, txn=txn)
+            return -1
         start = os.lseek(fd, 0, os.SEEK_CUR)
         self._env.copyfd(fd, compact=True, txn=txn)
         end = os.lseek(fd, 0, os.SEEK_CUR)
@@ -519,7 +274,7 @@ class LmdbStore(Store):
 
     def restore_from(self, source: str | os.PathLike) -> int:
         source = os.fspath(source)
-        index = _verify_snapshot(source)
+        index = verify_snapshot(source)
         self._guard.enter("restore")
         try:
             with self._write_lock:
@@ -555,24 +310,3 @@ def _copy_file_synced(source: str, dest: str) -> None:
         except FileNotFoundError:
             pass
         raise translate(exc, os.path.dirname(dest)) from exc
-
-
-def _verify_snapshot(source: str) -> int:
-    """Open a snapshot file read-only, check it fully, return its index."""
-    if not os.path.isfile(source):
-        raise StoreCorruptError(f"snapshot {source} is not a file")
-    try:
-        env = lmdb.open(source, subdir=False, readonly=True, lock=False,
-                        max_dbs=len(T.DB_NAMES), create=False)
-    except lmdb.Error as exc:
-        raise StoreCorruptError(f"snapshot {source}: {exc}") from exc
-    try:
-        with env.begin() as txn:
-            dbs = T.Dbs(env, txn, create=False)
-            T.check_format(txn, dbs)
-            T.scan_check(txn, dbs)
-            return T.last_applied(txn, dbs)
-    except lmdb.Error as exc:
-        raise StoreCorruptError(f"snapshot {source}: {exc}") from exc
-    finally:
-        env.close()

@@ -72,10 +72,11 @@ class ClientConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername") or ("", 0)
         self.ip, self.port = peer[0], peer[1]
-        if not self.server.admit(self):
+        admitted = self.server.admit(self)
+        self.send(self.server.info_for(self))
+        if not admitted:  # nats-server sends INFO, then the error
             self.close(errors.MAXIMUM_CONNECTIONS_EXCEEDED, "max connections")
             return
-        self.send(self.server.info_for(self))
         loop = self.server.loop
         if self.server.auth.required:
             self._timers["auth"] = loop.call_later(self.limits.auth_timeout_s, self._on_auth_timeout)
@@ -85,6 +86,9 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.time()
+        if not self.connected and self.server.auth.required and not self._first_op_ok(data):
+            self.close(errors.AUTHORIZATION_VIOLATION, "first operation is not CONNECT")
+            return
         handlers = self._handlers
         for event in self.parser.feed(data):
             if self.closed:
@@ -93,6 +97,11 @@ class ClientConnection(asyncio.Protocol):
                 self._on_pub(event)
             else:
                 handlers.get(event.__class__, self._on_unexpected)(event)
+
+    def _first_op_ok(self, data: bytes) -> bool:
+        """With auth required, the stream must begin with CONNECT (nats-server checks
+        the first byte; a malformed CONNECT is then a parse error like any other)."""
+        return self.parser.buffered_bytes > 0 or data[:1] in (b"C", b"c")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:
@@ -226,9 +235,6 @@ class ClientConnection(asyncio.Protocol):
         self.version = str(options.get("version", "") or "")
 
     def _on_pub(self, event: Pub) -> None:
-        if not self.connected and self.server.auth.required:
-            self.close(errors.AUTHORIZATION_VIOLATION, "publish before connect")
-            return
         payload_size = len(event.payload) if event.headers is None else (
             len(event.payload) + len(event.headers))
         self.in_msgs += 1
@@ -240,9 +246,6 @@ class ClientConnection(asyncio.Protocol):
             self.send(writer.OK)
 
     def _on_sub(self, event: Sub) -> None:
-        if not self.connected and self.server.auth.required:
-            self.close(errors.AUTHORIZATION_VIOLATION, "subscribe before connect")
-            return
         if not subjects.is_valid_subscription_subject(event.subject) or (
                 event.queue is not None and not event.queue):
             self.send(errors.err_line(errors.INVALID_SUBJECT))
@@ -259,9 +262,6 @@ class ClientConnection(asyncio.Protocol):
             self.send(writer.OK)
 
     def _on_unsub(self, event: Unsub) -> None:
-        if not self.connected and self.server.auth.required:
-            self.close(errors.AUTHORIZATION_VIOLATION, "unsubscribe before connect")
-            return
         sub = self.subs.get(event.sid)
         if sub is not None:
             if event.max_msgs and event.max_msgs > sub.delivered:
@@ -276,9 +276,6 @@ class ClientConnection(asyncio.Protocol):
             self.server.router.remove(sub)
 
     def _on_ping(self, event: Ping) -> None:
-        if not self.connected and self.server.auth.required:
-            self.close(errors.AUTHORIZATION_VIOLATION, "ping before connect")
-            return
         self.send(writer.PONG)
 
     def _on_pong(self, event: Pong) -> None:

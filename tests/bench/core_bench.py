@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from broker.server.server import VERSION as RUNNEL_VERSION
 from tests.support.procs import VENV_BIN
 
 from . import harness, measure
@@ -69,10 +70,11 @@ def machine_info() -> list[str]:
             f"machine    {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
             f"load avg   {load} (1, 5, 15 min, at start)",
             f"python     {platform.python_version()} ({sys.executable})",
-            f"servers    {nats_version}; Runnel core NATS server under uvloop"]
+            f"servers    {nats_version}; Runnel {RUNNEL_VERSION} (python -m broker, uvloop)"]
 
 
-def bench_brokers(generator: str, scenario: str, runs: int, count: int, log_dir: Path) -> dict:
+def bench_brokers(generator: str, scenario: str, runs: int, count: int,
+                  log_dir: Path) -> dict[str, list[measure.Sample]]:
     """R runs per server on fresh servers, alternating which goes first."""
     samples: dict[str, list[measure.Sample]] = {name: [] for name in SERVERS}
     label = f"{generator} {scenario}"
@@ -85,11 +87,10 @@ def bench_brokers(generator: str, scenario: str, runs: int, count: int, log_dir:
                                              server.proc.pid)
                 samples[name].append(sample)
                 print_sample(label, index, runs, name, sample)
-    medians = {name: measure.median_rate(samples[name]) for name in SERVERS}
-    medians["incomplete"] = {name: sum(not s.complete for s in samples[name]) for name in SERVERS}
-    print(f"  {label:<22} median      runnel {fmt_rate(medians['runnel'])} msgs/s, "
-          f"nats-server {fmt_rate(medians['nats-server'])} msgs/s\n", flush=True)
-    return medians
+    print(f"  {label:<22} median      runnel {fmt_rate(measure.median_rate(samples['runnel']))} "
+          f"msgs/s, nats-server {fmt_rate(measure.median_rate(samples['nats-server']))} msgs/s\n",
+          flush=True)
+    return samples
 
 
 def bench_ceilings(generator: str, runs: int, counts: dict, log_dir: Path) -> dict:
@@ -129,15 +130,17 @@ def print_table(results: dict, ceilings: dict, runs: int) -> None:
               f"{'ratio':>6}   {'generator ceiling':>17}")
     print(header)
     print("-" * len(header))
-    for (generator, scenario), medians in results.items():
+    for (generator, scenario), samples in results.items():
+        medians = {name: measure.median_rate(samples[name]) for name in SERVERS}
         cap = ceilings[generator]
         ceiling = cap["publisher"] if scenario == "publish-only" else min(
             (v for v in cap.values() if v), default=None)
         print(f"{scenario:<14} {generator:<9} {flagged(medians['runnel'], ceiling):>12} "
               f"{flagged(medians['nats-server'], ceiling):>13} "
               f"{ratio(medians['runnel'], medians['nats-server']):>6}   {fmt_rate(ceiling):>17}")
-    for (generator, scenario), medians in results.items():
-        for name, missed in medians["incomplete"].items():
+    for (generator, scenario), samples in results.items():
+        for name in SERVERS:
+            missed = sum(not sample.complete for sample in samples[name])
             if missed:
                 print(f"! {scenario} {generator}: {missed} of {runs} {name} runs lost messages "
                       f"(left out of the median; see the run lines above)")
@@ -162,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             for scenario in SCENARIOS:
                 results[(generator, scenario)] = bench_brokers(
                     generator, scenario, args.runs, counts[(generator, scenario)], log_dir)
-    print(f"Runnel ran as: {harness.runnel_command()}")
-    print(f"messages per run: " + ", ".join(
+    print("messages per run: " + ", ".join(
         f"{g} {s} {counts[(g, s)]:,}" for g, s in results) + "\n")
     print_table(results, ceilings, args.runs)
     print(f"\nwall time {time.monotonic() - started:.0f} s")
@@ -175,9 +177,13 @@ def _terminate(signum, frame):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
         print("\ninterrupted: every server and generator process was stopped", file=sys.stderr)
         sys.exit(130)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"\nbench failed: {exc}", file=sys.stderr)
+        sys.exit(1)

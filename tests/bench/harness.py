@@ -19,7 +19,6 @@ from tests.support.procs import (REPO, ServerProcess, free_port, nats_server_pro
 
 HOST = "127.0.0.1"
 _TICKS = os.sysconf("SC_CLK_TCK")
-_runnel_via_broker: bool | None = None  # None: not tried yet
 
 
 def cpu_seconds(pid: int) -> float:
@@ -29,39 +28,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def start_runnel(log_dir: Path) -> ServerProcess:
-    """``python -m broker``; while that cannot start yet, the bench's own launcher."""
-    global _runnel_via_broker
-    if _runnel_via_broker is not False:
-        node = runnel_process(log_dir, host=HOST)
-        try:
-            node.start()
-            _runnel_via_broker = True
-            return node
-        except RuntimeError:
-            if _runnel_via_broker:
-                raise
-            _runnel_via_broker = False
-    port = free_port(HOST)
-    argv = [sys.executable, "-m", "tests.bench.runnel_launcher", HOST, str(port)]
-    return ServerProcess(argv, HOST, port, log_path=log_dir / "runnel-launcher.log").start()
-
-
-def runnel_command() -> str:
-    return {True: "python -m broker", False: "python -m tests.bench.runnel_launcher",
-            None: "(not started)"}[_runnel_via_broker]
-
-
 @contextlib.contextmanager
 def brokers(log_dir: Path):
     """A fresh Runnel and a fresh nats-server, both stopped on the way out."""
-    started: list[ServerProcess] = []
+    servers = {"runnel": runnel_process(log_dir, host=HOST),
+               "nats-server": nats_server_process(log_dir, host=HOST)}
     try:
-        started.append(start_runnel(log_dir))
-        started.append(nats_server_process(log_dir, host=HOST).start())
-        yield {"runnel": started[0], "nats-server": started[1]}
+        for server in servers.values():
+            server.start()
+        yield servers
     finally:
-        for server in started:
+        for server in servers.values():
             server.stop()
 
 
@@ -71,7 +48,8 @@ def fake_server(log_dir: Path, mode: str, count: int = 0):
     argv = [sys.executable, "-m", "tests.bench.fakeserver", mode, HOST, str(port), str(count)]
     server = ServerProcess(argv, HOST, port, log_path=log_dir / f"fake-{mode}.log")
     try:
-        yield server.start()
+        server.start()
+        yield server
     finally:
         server.stop()
 
@@ -98,11 +76,16 @@ class Child:
             if select.select([fd], [], [], left)[0]:
                 data = os.read(fd, 65536)
                 if not data:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.wait()} "
-                                       f"(see {self._log.name})")
+                    raise RuntimeError(f"{self.name} exited with {self.proc.wait()}:\n"
+                                       f"{self.log_tail()}")
                 self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode()
+
+    def log_tail(self, lines: int = 15) -> str:
+        self._log.flush()
+        text = Path(self._log.name).read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         if not self.line(timeout).startswith("ready"):

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from storage import (KEY_BYTES_MAX, ChannelStats, Removed, StoreClosedError,
+                     StoreCorruptError,
                      StoreUsageError)
 
 
@@ -434,3 +435,44 @@ def test_closed_store(store):
         with pytest.raises(StoreClosedError):
             with open_txn():
                 pass
+
+
+# ---------------------------------------------------------- snapshots -------
+def test_snapshot_and_restore(store, dump, tmp_path):
+    cid = _channel(store, count=50)
+    with store.write() as txn:
+        txn.put_subscription(cid, 4, b"sub")
+        txn.put_client("c", b"x")
+        txn.put_meta("cluster_id", b"cl")
+        txn.delete_messages_upto(cid, 10)
+        txn.set_last_applied_index(12)
+    expected = dump(store)
+    info = store.snapshot_to(tmp_path / "snap")
+    assert info.last_applied_index == 12 and info.size_bytes > 0
+    with open(tmp_path / "snap2", "wb") as f:
+        assert store.snapshot_to(f).last_applied_index == 12
+    with store.write() as txn:
+        txn.delete_channel(cid)
+        txn.delete_meta("cluster_id")
+        txn.create_channel("later", b"")
+        txn.set_last_applied_index(20)
+    assert store.restore_from(tmp_path / "snap") == 12
+    assert dump(store) == expected
+    with store.read() as r:
+        assert r.get_meta("cluster_id") == b"cl"
+    assert store.restore_from(tmp_path / "snap2") == 12
+    assert dump(store) == expected
+    with store.write() as txn:
+        assert txn.create_channel("new", b"") == cid + 1
+    store.check()
+
+
+def test_restore_refuses_garbage(store, dump, tmp_path):
+    _channel(store, count=5)
+    before = dump(store)
+    (tmp_path / "bad").write_bytes(b"garbage" * 1000)
+    with pytest.raises(StoreCorruptError):
+        store.restore_from(tmp_path / "bad")
+    with pytest.raises(StoreCorruptError):
+        store.restore_from(tmp_path / "missing")
+    assert dump(store) == before
