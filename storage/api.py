@@ -124,7 +124,8 @@ class Removed:
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:
     """A snapshot taken by :meth:`Store.snapshot_to`: the Raft index it
-    contains and its size (-1 when written to a pipe or socket)."""
+    contains and its size in bytes (-1 when not known: LmdbStore writing
+    into a pipe or socket)."""
 
     last_applied_index: int
     size_bytes: int
@@ -302,7 +303,9 @@ class Store(abc.ABC):
     def snapshot_to(self, target: PathOrFile) -> SnapshotInfo:
         """Write a consistent, compacted copy of the committed state to a
         path (written to ``<path>.tmp``, fsynced, renamed) or to a binary
-        file object at its current position. Writers are not blocked.
+        file object (anything with ``write``; a real file is written at its
+        current position, and a pipe or socket works). Writers are not
+        blocked.
         Cost: reads and writes the whole live data set once. StoreFullError
         if the target disk is full (no partial file is left at a path)."""
 

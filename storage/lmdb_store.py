@@ -259,9 +259,8 @@ class LmdbStore(Store):
     def _copy_to_file(self, txn: Any, fileobj: Any) -> int:
         try:
             fd = fileobj.fileno()
-        except (AttributeError, OSError):
-            raise StoreUsageError("snapshot target must be a path or a "
-                                  "real file object (with fileno())") from None
+        except (AttributeError, OSError, ValueError):
+            return self._copy_via_pipe(txn, fileobj)  # e.g. io.BytesIO
         fileobj.flush()
         if not fileobj.seekable():  # pipe or socket: size unknown
             self._env.copyfd(fd, compact=True, txn=txn)
@@ -271,6 +270,35 @@ class LmdbStore(Store):
         end = os.lseek(fd, 0, os.SEEK_CUR)
         fileobj.seek(end)
         return end - start
+
+    def _copy_via_pipe(self, txn: Any, fileobj: Any) -> int:
+        """Copy into a pipe from a helper thread; write what comes out to
+        ``fileobj`` here. If ``fileobj.write`` fails, closing the pipe
+        ends the copy (EPIPE)."""
+        read_fd, write_fd = os.pipe()
+        errors: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                self._env.copyfd(write_fd, compact=True, txn=txn)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+            finally:
+                os.close(write_fd)
+
+        thread = threading.Thread(target=pump, name="store-snapshot")
+        thread.start()
+        size = 0
+        try:
+            while chunk := os.read(read_fd, 1 << 20):
+                fileobj.write(chunk)
+                size += len(chunk)
+        finally:
+            os.close(read_fd)
+            thread.join()
+        if errors:
+            raise errors[0]
+        return size
 
     def restore_from(self, source: str | os.PathLike) -> int:
         source = os.fspath(source)

@@ -404,7 +404,8 @@ class MemoryStore(Store):
             _write_path(os.fspath(target), blob)
         else:
             target.write(blob)
-            target.flush()
+            if hasattr(target, "flush"):
+                target.flush()
         return SnapshotInfo(index, len(blob))
 
     def restore_from(self, source: str | os.PathLike) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
@@ -451,6 +452,10 @@ def test_snapshot_and_restore(store, dump, tmp_path):
     assert info.last_applied_index == 12 and info.size_bytes > 0
     with open(tmp_path / "snap2", "wb") as f:
         assert store.snapshot_to(f).last_applied_index == 12
+    buffer = io.BytesIO()  # no fileno()
+    info3 = store.snapshot_to(buffer)
+    assert (info3.last_applied_index, info3.size_bytes) == (12, len(buffer.getvalue()))
+    (tmp_path / "snap3").write_bytes(buffer.getvalue())
     with store.write() as txn:
         txn.delete_channel(cid)
         txn.delete_meta("cluster_id")
@@ -460,8 +465,9 @@ def test_snapshot_and_restore(store, dump, tmp_path):
     assert dump(store) == expected
     with store.read() as r:
         assert r.get_meta("cluster_id") == b"cl"
-    assert store.restore_from(tmp_path / "snap2") == 12
-    assert dump(store) == expected
+    for name in ("snap2", "snap3"):
+        assert store.restore_from(tmp_path / name) == 12
+        assert dump(store) == expected
     with store.write() as txn:
         assert txn.create_channel("new", b"") == cid + 1
     store.check()

@@ -297,3 +297,24 @@ def test_growth_during_snapshot_waits_for_it_but_readers_do_not(tmp_path):
         assert r.channel_stats(cid).last_seq == 5400
     store.check()
     store.close()
+
+
+def test_snapshot_into_failing_writer_ends_cleanly(tmp_path):
+    store = LmdbStore(tmp_path / "s", sync=False)
+    _fill(store, batches=10, size=512)
+
+    class Broken:
+        calls = 0
+
+        def write(self, chunk):
+            Broken.calls += 1
+            if Broken.calls == 2:
+                raise RuntimeError("peer went away")
+
+    with pytest.raises(RuntimeError):
+        store.snapshot_to(Broken())
+    assert not [t for t in threading.enumerate() if t.name == "store-snapshot"]
+    with store.write() as txn:
+        txn.put_client("after", b"x")
+    store.check()
+    store.close()
