@@ -74,6 +74,8 @@ class Node:
         await self.streaming.start()
         if self.options.http_port:
             from .monitor import Monitor
+            from .monitor.streaming import StreamingProvider
+            self.monitor_providers = [StreamingProvider(self)]
             self.monitor = Monitor(self)
             await self.monitor.start(self.options.http_host or self.options.host,
                                      self.options.http_port)

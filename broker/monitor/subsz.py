@@ -41,7 +41,7 @@ def build_subsz(monitor: Monitor, query: Mapping[str, str], now_s: float) -> dic
 
 def router_stats(router) -> dict:
     """nats-server's SublistStats for the router."""
-    fanouts = [len(plain) + len(groups) for plain, groups in _cache_entries(router)]
+    fanouts = [len(plain) + len(groups) for _, (plain, groups) in router.cache_entries()]
     matches = router.matches
     return {
         "num_subscriptions": router.count,
@@ -53,18 +53,6 @@ def router_stats(router) -> dict:
         "max_fanout": max(fanouts, default=0),
         "avg_fanout": sum(fanouts) / len(fanouts) if fanouts else 0.0,
     }
-
-
-def _cache_entries(router) -> list:
-    """The router's cached match results.
-
-    Router has no public accessor yet, so this reads its private cache dict
-    (read-only, on the loop thread); an empty cache is assumed if it moves.
-    """
-    entries = getattr(router, "cache_entries", None)
-    if callable(entries):
-        return list(entries())
-    return list(getattr(router, "_cache", {}).values())
 
 
 def _test_subject(query: Mapping[str, str]) -> bytes | None:

@@ -238,12 +238,12 @@ class StanService:
     # -- publish --
 
     def _on_publish(self, subject, reply, headers, payload) -> None:
-        self.in_msgs += 1
-        self.in_bytes += len(payload)
         try:
             msg = PubMsg.FromString(payload)
         except _DECODE_ERRORS:
             return self._respond(reply, _pub_ack("", errors.INVALID_PUBLISH_REQUEST))
+        self.in_msgs += 1  # counted as the reference does: parsed, before other checks
+        self.in_bytes += len(payload)
         if not msg.guid or not names.is_valid_channel(msg.subject):
             return self._respond(reply, _pub_ack(msg.guid, errors.INVALID_PUBLISH_REQUEST))
         item = ((msg.clientID, msg.connID, msg.subject, msg.reply, msg.data), reply, msg.guid)
