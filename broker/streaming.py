@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import tempfile
 
 from raft import RaftConfig
@@ -81,8 +80,8 @@ class Streaming:
         else:
             data_dir = self._temp_dir = tempfile.mkdtemp(prefix="runnel-raft-")
             sync = False
-        return RaftConfig(self_address=f"127.0.0.1:{_free_port()}", data_dir=data_dir,
-                          sync=sync)
+        # A group of one binds no port: the address is only the member's name.
+        return RaftConfig(self_address="127.0.0.1:0", data_dir=data_dir, sync=sync)
 
     def _settings(self) -> StanSettings:
         options = self.options
@@ -105,9 +104,3 @@ class Streaming:
         self.store.close()
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -142,32 +142,17 @@ async def _main(args) -> None:
     print("|---|---|---|---|---|---|---|")
     for nodes, sync, lean in configs:
         r = await _run_config(nodes, sync, lean, args.payload, args)
-        print(f"| {nodes} | {'on' if sync else 'off'} | {'lean msgpack' if lean else 'pickle+zlib'} "
+        transport = "none" if nodes == 1 else "lean msgpack" if lean else "pickle+zlib"
+        print(f"| {nodes} | {'on' if sync else 'off'} | {transport} "
               f"| {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cmds_s']:,.0f}/s "
-              f"| {r['cmds_per_fsync']:.0f} |", flush=True)
+              f"| {'-' if not sync else format(r['cmds_per_fsync'], '.0f')} |", flush=True)
 
 
-def _critical_demo(count: int) -> None:
-    """pysyncobj alone (its defaults but appendEntriesUseBatch=False, as in
-    ARCHITECTURE.md §6), 3 in-process nodes, pipelined proposals on every node:
-    count the CRITICAL "truncating already-applied" logs with and without the
-    monotonic-nextIndex fix. No fsync, no RaftNode: just the mechanism."""
-    import logging
-    import threading
-
+def _demo_classes(resent: list[int]):
+    """pysyncobj alone: a counter SyncObj, a transport that counts the entries a
+    follower receives again (and truncates), and the same with the fix."""
     from pysyncobj import SyncObj, SyncObjConf, replicated
     from pysyncobj.transport import TCPTransport
-
-    criticals: list[str] = []
-
-    class Count(logging.Handler):
-        def emit(self, record):
-            if record.levelno >= logging.CRITICAL:
-                criticals.append(record.getMessage())
-
-    logging.getLogger("pysyncobj").addHandler(Count())
-
-    resent = [0]
 
     class Counting(TCPTransport):
         def _onMessageReceived(self, node, message):
@@ -196,11 +181,32 @@ def _critical_demo(count: int) -> None:
         def add(self, value):
             self.log.append(value)
 
-    for name, transport in (("pysyncobj as is", Counting), ("monotonic nextIndex", Fixed)):
+    return Counting, Fixed, Counter
+
+
+def _critical_demo(count: int) -> None:
+    """pysyncobj alone (its defaults but appendEntriesUseBatch=False, as in
+    ARCHITECTURE.md §6), 3 in-process nodes, pipelined proposals on every node:
+    count re-sent entries and CRITICAL "truncating already-applied" logs with and
+    without the monotonic-nextIndex fix. No fsync, no RaftNode: the mechanism."""
+    import logging
+    import threading
+
+    criticals: list[str] = []
+    resent = [0]
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.CRITICAL:
+                criticals.append(record.getMessage())
+
+    logging.getLogger("pysyncobj").addHandler(Count())
+    counting, fixed, counter = _demo_classes(resent)
+    for name, transport in (("pysyncobj as is", counting), ("monotonic nextIndex", fixed)):
         criticals.clear()
         resent[0] = 0
         addresses = [f"127.0.0.1:{p}" for p in _ports(3)]
-        objs = [Counter(a, [x for x in addresses if x != a], transport) for a in addresses]
+        objs = [counter(a, [x for x in addresses if x != a], transport) for a in addresses]
         while not any(o._isLeader() for o in objs):
             time.sleep(0.05)
         done = threading.Semaphore(0)

@@ -15,7 +15,8 @@ _NEVER_S = 1e12
 
 @dataclass(frozen=True)
 class RaftConfig:
-    #: This member's peer address "host:port" (also its id in the group).
+    #: This member's peer address "host:port" (also its id in the group). A
+    #: group of one binds no port: any unique "name:port" string will do.
     self_address: str
     #: Directory for raft.log, raft.meta, raft.commit, raft.snapshot.
     data_dir: str

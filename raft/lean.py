@@ -186,7 +186,11 @@ class LeanConnection:
             if not data:
                 self.disconnect()
                 return
-            self._unpacker.feed(data)
+            try:
+                self._unpacker.feed(data)
+            except msgpack.BufferFull:
+                self.disconnect()
+                return
             self._last_read = time.monotonic()
             if len(data) < _READ_CHUNK:
                 break
@@ -259,7 +263,16 @@ class LeanServer:
 
 
 class LeanTransport(DurableTransport):
-    """DurableTransport whose connections are LeanConnection."""
+    """DurableTransport whose connections are LeanConnection. An incoming
+    connection must first name a member of the group; anything else (pysyncobj's
+    admin utility, read-only nodes, garbage) is disconnected."""
+
+    def _onIncomingMessageReceived(self, conn, message):
+        if message.__class__ is not str or message not in self._nodeAddrToNode:
+            conn.disconnect()
+            self._unknownConnections.discard(conn)
+            return
+        super()._onIncomingMessageReceived(conn, message)
 
     def _createServer(self):
         conf = self._syncObj.conf

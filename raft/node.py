@@ -27,7 +27,7 @@ from raft.core import RaftCore
 from raft.journal import DurableJournal
 from raft.lean import LeanTransport
 from raft.snapshot import SnapshotReader, SnapshotStore
-from raft.transport import DurableTransport
+from raft.transport import DurableTransport, LocalTransport
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +66,13 @@ class RaftNode:
                  take_snapshot: Callable[[int], object] | None = None,
                  restore_snapshot: Callable[[SnapshotReader], None] | None = None,
                  on_fatal: Callable[[BaseException], None] = exit_process,
-                 on_role_change: Callable[[bool], None] | None = None) -> None:
+                 on_role_change: Callable[[bool], None] | None = None,
+                 on_apply_batch_end: Callable[[int], None] | None = None) -> None:
         config.validate()
         self.config = config
         self._apply = apply
+        self._on_apply_batch_end = on_apply_batch_end
+        self._batch_applied = False
         self._take = take_snapshot
         self._restore = restore_snapshot
         self._on_fatal = on_fatal
@@ -111,7 +114,15 @@ class RaftNode:
             self._stop_mode = "stop" if flush else "kill"
         self._wake()
         await asyncio.to_thread(self._thread.join)
+        self._close_wake_pipe()
         self._fail_pending(errors.NodeStopped(f"raft node {self.config.self_address} stopped"))
+
+    def _close_wake_pipe(self) -> None:
+        """After the tick thread ended, on the loop thread (the only other
+        writer), so no write can hit a closed or reused descriptor."""
+        fds, self._wake_fds = self._wake_fds, None
+        for fd in fds or ():
+            os.close(fd)
 
     # -- proposals (event loop) -------------------------------------------------
     async def propose(self, command: bytes, timeout: float) -> Any:
@@ -147,7 +158,7 @@ class RaftNode:
             is_leader=core._isLeader(), term=core.raftCurrentTerm,
             commit_index=core.raftCommitIndex, last_applied=core.raftLastApplied,
             log_first_index=journal.first_index, log_last_index=journal.last_index,
-            synced_index=journal.synced_index, has_quorum=core.hasQuorum,
+            synced_index=journal.synced_index, has_quorum=_has_quorum(core),
             snapshot_index=self._snapshots.last_index, fsyncs=journal.fsyncs)
 
     async def wait_leader(self, timeout: float) -> str:
@@ -179,13 +190,18 @@ class RaftNode:
         snapshots = SnapshotStore(cfg.data_dir, cfg.fs, journal, self._take, self._restore,
                                   self._record_fatal)
         conf = cfg.syncobj_conf(snapshots, self._on_state_changed, self._take is not None)
-        transport_class = LeanTransport if cfg.lean_transport else DurableTransport
+        if not cfg.peers:
+            transport_class = LocalTransport
+        else:
+            transport_class = LeanTransport if cfg.lean_transport else DurableTransport
         try:
             core = RaftCore(cfg.self_address, cfg.peers, conf, journal, transport_class,
                             self._apply_entry)
-        except SyncObjException as exc:
+        except BaseException as exc:
             journal.close(flush=False)
-            raise errors.RaftError(f"cannot bind the raft port {conf.bindAddress}") from exc
+            if isinstance(exc, SyncObjException):
+                raise errors.RaftError(f"cannot bind the raft port {conf.bindAddress}") from exc
+            raise
         core.transport.fix_next_index = cfg.fix_next_index
         read_fd, write_fd = os.pipe()
         os.set_blocking(read_fd, False)
@@ -232,6 +248,10 @@ class RaftNode:
         core.transport.release()
         if did_sync and not self._has_peers:
             self._wake()  # a group of one commits at the next tick: do not poll idle
+        if self._batch_applied:
+            self._batch_applied = False
+            if self._on_apply_batch_end is not None:
+                self._on_apply_batch_end(self._last_applied_seen)
         self._deliver()  # what this tick applied, before the poll may wait
 
     def _apply_entry(self, index: int, data: bytes) -> Any:
@@ -240,6 +260,7 @@ class RaftNode:
             raise errors.JournalCorrupt(f"apply index {index} does not match the journal "
                                         f"(last applied {self._last_applied_seen})")
         self._last_applied_seen = index
+        self._batch_applied = True
         self.apply_calls += 1
         try:
             return self._apply(index, data)
@@ -277,11 +298,12 @@ class RaftNode:
             pass
 
     def _wake(self) -> None:
-        if self._wake_pending or self._wake_fds is None:
+        fds = self._wake_fds
+        if self._wake_pending or fds is None:
             return
         self._wake_pending = True
         try:
-            os.write(self._wake_fds[1], b"w")
+            os.write(fds[1], b"w")
         except (BlockingIOError, OSError):
             pass
 
@@ -310,9 +332,6 @@ class RaftNode:
             core.destroy_now()
         except Exception:
             logger.exception("raft node %s: error while closing", self.config.self_address)
-        fds, self._wake_fds = self._wake_fds, None
-        for fd in fds or ():
-            os.close(fd)
 
     # -- event loop side of completions -------------------------------------------
     def _resolve(self, batch: list) -> None:
@@ -340,6 +359,15 @@ class RaftNode:
         for fut in list(self._pending):
             if not fut.done():
                 fut.set_exception(exc)
+
+
+def _has_quorum(core: RaftCore) -> bool:
+    for _ in range(3):
+        try:
+            return core.hasQuorum
+        except RuntimeError:  # the tick thread changed the set while we read it
+            continue
+    return False
 
 
 def _error_for(code: int) -> errors.ProposalError:

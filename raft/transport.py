@@ -19,7 +19,7 @@ pickle or zlib-compress.
 
 from __future__ import annotations
 
-from pysyncobj.transport import TCPTransport
+from pysyncobj.transport import TCPTransport, Transport
 
 
 class DurableTransport(TCPTransport):
@@ -55,3 +55,15 @@ class DurableTransport(TCPTransport):
             core.keep_next_index(node, before)
             return
         super()._onMessageReceived(node, message)
+
+
+class LocalTransport(Transport):
+    """A group of one talks to nobody: no port is bound, nothing is sent."""
+
+    fix_next_index = True
+
+    def send(self, node, message):
+        return False
+
+    def release(self) -> None:
+        pass

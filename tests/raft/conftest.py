@@ -142,6 +142,7 @@ class Kit:
                 node._stop_mode = node._stop_mode or "stop"
                 node._wake()
                 thread.join(10)
+            node._close_wake_pipe()
 
     @staticmethod
     async def leader_of(group: list[RaftNode], timeout: float = 10.0) -> RaftNode:

@@ -81,8 +81,10 @@ async def test_start_fails_clearly_when_the_port_is_taken(kit, tmp_path):
     busy.listen(1)
     try:
         address = "127.0.0.1:%d" % busy.getsockname()[1]
+        peers = tuple(f"127.0.0.1:{p}" for p in kit.ports(2))
         with pytest.raises(RaftError, match="cannot bind"):
-            await kit.start(RaftConfig(self_address=address, data_dir=str(tmp_path)), kit.Machine())
+            await kit.start(RaftConfig(self_address=address, data_dir=str(tmp_path), peers=peers),
+                            kit.Machine())
     finally:
         busy.close()
 
@@ -97,3 +99,27 @@ async def test_stop_fails_waiting_proposals_and_refuses_new_ones(kit, tmp_path):
         await waiting
     with pytest.raises(NodeStopped):
         await node.propose(b"later", timeout=1)
+
+
+async def test_batch_end_hook_runs_after_each_ticks_applies_and_before_replies(kit, tmp_path):
+    m = kit.Machine()
+    ends: list[int] = []
+    node = await kit.start(kit.config(tmp_path), m, on_apply_batch_end=ends.append)
+
+    async def propose_and_check(command: bytes) -> None:
+        _, index = await node.propose(command, timeout=20)
+        # a state machine committing its transaction in the hook has done so
+        assert ends and ends[-1] >= index
+
+    await asyncio.gather(*(propose_and_check(b"p%04d" % i) for i in range(2000)))
+    assert ends == sorted(ends) and ends[-1] == m.last_index
+    assert len(ends) < 2000  # grouped: one call per tick, not per entry
+
+
+async def test_a_group_of_one_binds_no_port(kit, tmp_path):
+    (port,) = kit.ports(1)
+    config = RaftConfig(self_address=f"127.0.0.1:{port}", data_dir=str(tmp_path))
+    node = await kit.start(config, kit.Machine())
+    await node.propose(b"x", timeout=5)
+    with socket.socket() as probe:  # the port is still free
+        probe.bind(("127.0.0.1", port))
