@@ -7,9 +7,10 @@
 * ``NodeJudge`` runs ``tests/js/judge.mjs`` (npm ``nats``) as a child process and
   reads its JSON lines with deadlines.
 
-Every wait has a deadline. Ordering barriers use the protocol itself: a flush
-(PING/PONG) on the publisher means the server has routed what it sent before,
-and a following flush on a subscriber means those messages have reached it.
+Every wait has a deadline. Ordering barriers use the protocol itself: a PING/PONG
+round trip on the publisher means the server has routed what it sent before,
+and a following one on a subscriber means those messages have reached it
+(see ``sync`` for the care nats-py needs).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nats
 from nats.aio.client import Client
@@ -91,10 +91,27 @@ class NatsPool:
                     pass
 
 
+async def sync(nc: Client, timeout: float = 5.0) -> None:
+    """Return once the server has processed everything ``nc`` sent before.
+
+    nats-py's ``flush()`` alone is not enough: it writes its PING straight to the
+    socket, ahead of commands still waiting in the client's pending buffer (a
+    publish or SUB made just before can reach the server after the PING). So the
+    buffer is written out first (the flusher task writes it all, in order), then
+    the PING/PONG round trip follows those bytes on the wire.
+    """
+    await asyncio.wait_for(nc._flush_pending(force_flush=True), timeout)
+    await nc.flush(timeout=timeout)
+
+
 async def barrier(*conns: Client, timeout: float = 5.0) -> None:
-    """Flush each connection in turn: PING/PONG orders everything sent before."""
+    """``sync`` each connection in turn.
+
+    ``barrier(pub, sub)``: the server has routed all ``pub`` sent before, and
+    ``sub`` has read every message the server queued to it before its PONG.
+    """
     for nc in conns:
-        await nc.flush(timeout=timeout)
+        await sync(nc, timeout)
 
 
 async def take_pending(sub, timeout: float = 2.0) -> list:
