@@ -15,6 +15,8 @@ PYTEST_ARGS ?=
 
 .PHONY: run test bench venv js clean help
 
+include tests/judges.mk
+
 help:
 	@echo "make run    - one Runnel node on 127.0.0.1:$(PORT) (monitoring :$(HTTP_PORT)), data under $(DATA_DIR)"
 	@echo "make test   - install what is needed and run the whole test suite"
@@ -38,11 +40,12 @@ run: $(STAMP)
 	mkdir -p $(DATA_DIR)
 	$(VENV)/bin/runnel serve -a 127.0.0.1 -p $(PORT) -m $(HTTP_PORT) -st file -dir $(DATA_DIR)
 
-test: $(STAMP) $(JS_STAMP)
+test: $(STAMP) judges
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.core_bench
+	$(PY) -m tests.bench.stan_bench
 
 clean:
-	rm -rf $(VENV) $(JS_DIR)/node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-stanpy build $(JS_DIR)/node_modules .pytest_cache .hypothesis

@@ -28,6 +28,12 @@ log = logging.getLogger("runnel.server")
 
 _CRLF = b"\r\n"
 _FIRST_PING_DELAY_S = 2.0
+# Flow control: a connection whose socket holds more than this is "congested", and a
+# publisher delivering to it stops being read until it drains (or STALL_MAX_S passes),
+# as nats-server stalls fast producers. Past max_pending it is a slow consumer.
+WRITE_HIGH_WATER = 4 * 1024 * 1024
+WRITE_LOW_WATER = 1024 * 1024
+STALL_MAX_S = 0.1
 
 
 class ClientConnection(asyncio.Protocol):
@@ -62,6 +68,9 @@ class ClientConnection(asyncio.Protocol):
         self._out_size = 0
         self._flush_pending = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.congested = False
+        self._stalled_producers: list[ClientConnection] = []
+        self._stalled = False
         self._handlers = {Connect: self._on_connect, Sub: self._on_sub, Unsub: self._on_unsub,
                           Ping: self._on_ping, Pong: self._on_pong, Info: _ignore, Ok: _ignore,
                           ProtocolViolation: self._on_violation}
@@ -70,6 +79,7 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername") or ("", 0)
         self.ip, self.port = peer[0], peer[1]
         admitted = self.server.admit(self)
@@ -108,13 +118,38 @@ class ClientConnection(asyncio.Protocol):
             self._teardown("client closed" if exc is None else f"read error: {exc}")
 
     def pause_writing(self) -> None:
+        self.congested = True
         deadline = self.limits.write_deadline_s
         self._timers["write"] = self.server.loop.call_later(deadline, self._on_write_stalled)
 
     def resume_writing(self) -> None:
+        self.congested = False
         timer = self._timers.pop("write", None)
         if timer is not None:
             timer.cancel()
+        self._release_producers()
+
+    def stall(self, congested: ClientConnection) -> None:
+        """Stop reading this publisher until ``congested`` drains (bounded in time)."""
+        if self._stalled or self.closed or self.transport is None:
+            return
+        self._stalled = True
+        self.transport.pause_reading()
+        congested._stalled_producers.append(self)
+        self._timers["stall"] = self.server.loop.call_later(STALL_MAX_S, self.unstall)
+
+    def unstall(self) -> None:
+        timer = self._timers.pop("stall", None)
+        if timer is not None:
+            timer.cancel()
+        if self._stalled and not self.closed:
+            self._stalled = False
+            self.transport.resume_reading()
+
+    def _release_producers(self) -> None:
+        producers, self._stalled_producers = self._stalled_producers, []
+        for producer in producers:
+            producer.unstall()
 
     # -- output --
 
@@ -205,6 +240,7 @@ class ClientConnection(asyncio.Protocol):
         for sub in list(self.subs.values()):
             self.server.router.remove(sub)
         self.subs.clear()
+        self._release_producers()
         self.server.forget(self)
 
     # -- protocol events --

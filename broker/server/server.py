@@ -55,6 +55,7 @@ class InternalClient:
     echo = True
     headers = True
     closed = False
+    congested = False
 
     def __init__(self, name: str):
         self.name = name
@@ -183,10 +184,15 @@ class NatsServer:
             return
         skip = origin if origin is not None and not origin.echo else None
         for sub in plain:
-            if sub.conn is not skip:
-                sub.conn.deliver(sub, subject, reply, headers, payload)
+            conn = sub.conn
+            if conn is not skip:
+                conn.deliver(sub, subject, reply, headers, payload)
+                if conn.congested and origin is not None:
+                    origin.stall(conn)
         for members in groups:
-            _deliver_to_one(members, skip, subject, reply, headers, payload)
+            conn = _deliver_to_one(members, skip, subject, reply, headers, payload)
+            if conn is not None and conn.congested and origin is not None:
+                origin.stall(conn)
 
     def has_subscribers(self, subject: bytes) -> bool:
         plain, groups = self.router.match(subject)
@@ -230,7 +236,7 @@ class NatsServer:
 
 
 def _deliver_to_one(members: tuple, skip: object, subject: bytes, reply: bytes | None,
-                    headers: bytes | None, payload: bytes) -> None:
+                    headers: bytes | None, payload: bytes):
     """nats-server's queue pick: a random start, then the first member that can take it."""
     count = len(members)
     start = random.randrange(count) if count > 1 else 0
@@ -238,4 +244,5 @@ def _deliver_to_one(members: tuple, skip: object, subject: bytes, reply: bytes |
         sub = members[(start + offset) % count]
         if sub.conn is not skip and not sub.conn.closed:
             sub.conn.deliver(sub, subject, reply, headers, payload)
-            return
+            return sub.conn
+    return None
