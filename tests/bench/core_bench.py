@@ -25,7 +25,7 @@ from pathlib import Path
 from broker.server.server import VERSION as RUNNEL_VERSION
 from tests.support.procs import VENV_BIN
 
-from . import harness, measure
+from . import harness, measure, startup
 
 GENERATORS = {"raw": "rawgen", "nats-py": "pygen"}
 SCENARIOS = {"publish-only": measure.publish_only, "pub→sub": measure.publish_subscribe}
@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     print("messages per run: " + ", ".join(
         f"{g} {s} {counts[(g, s)]:,}" for g, s in results) + "\n")
     print_table(results, ceilings, args.runs)
+    print()
+    startup.report()
     print(f"\nwall time {time.monotonic() - started:.0f} s")
     return 0
 
