@@ -8,6 +8,9 @@
 #   - the C judge, built against Debian's libnats (streaming API) into $(BUILD_DIR);
 #     libnats-dev is installed with apt-get only when its header is missing.
 
+# Wherever this file is included, it must not become the default goal.
+_JUDGES_GOAL  := $(.DEFAULT_GOAL)
+
 PYTHON        ?= python3
 VENV          ?= .venv
 JS_DIR        ?= tests/js
@@ -52,3 +55,5 @@ $(STAN_C_JUDGE): $(STAN_C_SRC) | $(LIBNATS_H)
 # Only the STAN judges' tests (the main `test` target runs them with the rest).
 test-stan: judges
 	$(VENV)/bin/python -m pytest tests/stan $(PYTEST_ARGS)
+
+.DEFAULT_GOAL := $(_JUDGES_GOAL)

@@ -12,6 +12,7 @@ The few "quiet" windows assert that nothing more arrives within a bounded time.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -28,7 +29,6 @@ from tests.support.procs import REPO, ServerProcess, runnel_process
 
 NODE = shutil.which("node") or "node"
 JS_JUDGES = REPO / "tests" / "js" / "stan"
-JS_EXAMPLES = REPO / "tests" / "js" / "node_modules" / "node-nats-streaming" / "examples"
 STANPY_PY = REPO / ".venv-stanpy" / "bin" / "python"
 STANPY_JUDGES = REPO / "tests" / "stanpy"
 C_JUDGE = REPO / "build" / "stan_judge"
@@ -184,8 +184,11 @@ class Judge:
 
     # ---- driving it ------------------------------------------------------
     def send(self, command: str) -> None:
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pytest.fail(f"cannot send {command!r}, the judge has exited:\n{self.describe()}", pytrace=False)
 
     def kill(self) -> None:
         if self.alive():
@@ -307,12 +310,49 @@ def name():
     return make
 
 
+async def _discover_answers(url: str, timeout: float) -> bool:
+    import nats  # nats-py, the core client of the main venv
+    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+    deadline = time.monotonic() + timeout
+    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                # An empty ConnectRequest has no heartbeat inbox: the server answers
+                # "stan: invalid connection request" and registers nothing.
+                await nc.request(f"_STAN.discover.{CLUSTER}", b"", timeout=0.25)
+                return True
+            except NoRespondersError:
+                await asyncio.sleep(0.02)
+            except NatsTimeout:
+                pass
+        return False
+    finally:
+        await nc.close()
+
+
+def wait_stan_ready(node: ServerProcess, timeout: float = 10.0) -> ServerProcess:
+    """The port opens before the streaming service answers: wait for its discover subject
+    (a client's ConnectRequest sent earlier would be lost and time out after 2 s)."""
+    if not asyncio.run(_discover_answers(node.url, timeout)):
+        pytest.fail(f"the node's STAN service did not answer on _STAN.discover.{CLUSTER} "
+                    f"within {timeout}s:\n{node.log_text()[-3000:]}", pytrace=False)
+    return node
+
+
 def start_stan_node(tmp_path: Path, *flags: str, label: str = "stan") -> ServerProcess:
-    """A Runnel node with a FILE store under ``tmp_path`` (flags as nats-streaming-server)."""
+    """A Runnel node with a FILE store under ``tmp_path`` (flags as nats-streaming-server),
+    started and serving STAN."""
     data = tmp_path / f"{label}-data"
     node = runnel_process(tmp_path, "-st", "file", "-dir", str(data), *flags, name=label)
     node.data_dir = data
-    return node.start()
+    return wait_stan_ready(node.start())
+
+
+def restart(node: ServerProcess) -> ServerProcess:
+    """Start a stopped or killed node again (same port, flags and data) and wait for STAN."""
+    return wait_stan_ready(node.start())
 
 
 @pytest.fixture(scope="module")
@@ -344,6 +384,7 @@ def stan_factory(tmp_path):
         started.append(node)
         return node
 
+    start.restart = restart
     yield start
     for node in started:
         node.kill()

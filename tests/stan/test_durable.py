@@ -84,7 +84,7 @@ def test_acknowledged_publishes_and_durable_position_survive_kill_9(stan_factory
     judges.publish("py", node.url, name("pub"), channel, count=4, first=7)
 
     node.kill()
-    node.start()
+    stan_factory.restart(node)
 
     everything = judges.sub("node", node.url, name("all"), channel, start="first", count=10)
     everything.wait_msgs(10)
@@ -111,7 +111,7 @@ def test_unacknowledged_messages_are_redelivered_after_kill_9_and_restart(stan_f
 
     node.kill()
     holder.kill()
-    node.start()
+    stan_factory.restart(node)
 
     resumed = judges.sub("node", node.url, cid, channel, durable=durable, ack="manual")
     resumed.wait_msgs(5)

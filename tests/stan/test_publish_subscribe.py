@@ -12,7 +12,7 @@ def data_of(judge) -> list[str]:
     return [m["data"] for m in judge.msgs]
 
 
-def test_every_publish_gets_a_pubAck_without_error(client, stan, judges, name):
+def test_every_publish_gets_a_pub_ack_without_error(client, stan, judges, name):
     channel = name("acks")
     judge = judges.publish(client, stan.url, name("pub"), channel, count=20)
     acks = judge.acks

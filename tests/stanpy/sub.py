@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from _judge import (arm_hard_deadline, base_parser, close_nats, close_session, connect, emit,
+from _judge import (arm_hard_deadline, base_parser, close_session, connect, emit,
                     err_text, exit_code, hard_exit, start_command_reader)
 
 
@@ -89,7 +89,9 @@ async def main(args) -> int:
         received.append(proto.sequence)
         emit("msg", seq=proto.sequence, subject=proto.subject,
              data=proto.data.decode("utf-8", errors="replace"),
-             redelivered=proto.redelivered, redeliveryCount=proto.redeliveryCount,
+             redelivered=proto.redelivered,
+             # stan.py 0.4.0's MsgProto predates field 7: None means "not decoded"
+             redeliveryCount=getattr(proto, "redeliveryCount", None),
              timestamp=proto.timestamp)
         if args.ack == "manual":
             await sc.ack(msg)

@@ -16,7 +16,8 @@
 // close = close the subscription then the connection, unsubscribe = unsubscribe
 // then close the connection, crash = exit at once without telling the server.
 // stdin commands: ack | close | unsubscribe | disconnect | crash | stop
-// (stop = do --then now).
+// (stop = do --then now) | again (a second subscription with the same options on
+// the same connection: prints ready-again or an error of stage subscribe-again).
 // Events: connected, ready, msg, acked, deadline, unsubscribed, sub-closed,
 // closed, error {stage, error}, done {received, reason}.
 
@@ -136,8 +137,18 @@ if (sc) {
   }, deadline)
 }
 
+function subscribeAgain () {
+  const opts = subscriptionOptions(sc)
+  const other = argv.queue ? sc.subscribe(argv.channel, argv.queue, opts) : sc.subscribe(argv.channel, opts)
+  other.on('error', (err) => emit('error', { stage: 'subscribe-again', error: errText(err) }))
+  other.on('timeout', (err) => emit('error', { stage: 'subscribe-again', error: errText(err) }))
+  other.on('ready', () => emit('ready-again', { channel: argv.channel }))
+  other.on('message', (msg) => emit('msg-again', { seq: msg.getSequence(), redelivered: msg.isRedelivered() }))
+}
+
 onCommands((cmd) => {
   if (cmd === 'ack') ackHeld()
+  else if (cmd === 'again') subscribeAgain()
   else if (cmd === 'stop') finish('command')
   else if (['close', 'unsubscribe', 'disconnect', 'crash'].includes(cmd)) finish('command', cmd)
   else if (cmd !== 'eof') emit('error', { stage: 'command', error: `unknown command ${cmd}` })
