@@ -174,14 +174,14 @@ class _LmdbWrite(_LmdbReads, WriteTxn):
             try:
                 result = fn(self._txn, self._dbs, *args)
             except lmdb.MapFullError as exc:
-                self._restart(exc)
+                self._restart(exc, fn)
                 continue
             except lmdb.Error as exc:
                 raise self._abandon(exc) from exc
             self._ops.append((fn, args))
             return result
 
-    def _restart(self, exc: lmdb.Error) -> None:
+    def _restart(self, exc: lmdb.Error, failing: Callable[..., Any] | None = None) -> None:
         """After MAP_FULL (or a full disk at commit): drop the engine txn,
         make room, and replay the recorded ops into a fresh txn; or abandon
         the transaction with StoreFullError when no room can be made."""
@@ -190,7 +190,7 @@ class _LmdbWrite(_LmdbReads, WriteTxn):
                 self._store._abort_write(self._txn)
                 self._txn = CLOSED
             try:
-                self._make_room(exc)
+                self._make_room(exc, failing)
                 self._txn = self._store._begin_write()
                 for fn, args in self._ops:
                     fn(self._txn, self._dbs, *args)
@@ -203,10 +203,11 @@ class _LmdbWrite(_LmdbReads, WriteTxn):
             except lmdb.Error as err:
                 raise self._abandon(err) from err
 
-    def _make_room(self, exc: lmdb.Error) -> None:
+    def _make_room(self, exc: lmdb.Error, failing: Callable[..., Any] | None = None) -> None:
         store = self._store
-        if isinstance(exc, lmdb.MapFullError) and store._can_grow():
-            store._grow()
+        reserve = self._only_frees(failing)
+        if isinstance(exc, lmdb.MapFullError) and store._can_grow(reserve):
+            store._grow(reserve)
         elif not self._bumped:
             # Pages freed by the last commit are reusable only after one
             # more commit: a tiny commit recycles them, then retry once.
@@ -214,6 +215,11 @@ class _LmdbWrite(_LmdbReads, WriteTxn):
             store._bump()
         else:
             raise translate(exc, store.path) from exc
+
+    def _only_frees(self, failing: Callable[..., Any] | None) -> bool:
+        """Whether this transaction stores no new messages (it may use the reserve)."""
+        fns = [fn for fn, _ in self._ops] + ([failing] if failing is not None else [])
+        return all(fn.__name__ != "append_messages" for fn in fns)
 
     def _abandon(self, exc: BaseException) -> StoreError:
         if self._txn is not CLOSED:

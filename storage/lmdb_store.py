@@ -31,6 +31,9 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+RESERVE_BYTES_MIN = 256 * 1024
+
+
 class LmdbStore(Store):
     """The Store contract on an LMDB environment in directory ``path``.
 
@@ -130,16 +133,24 @@ class LmdbStore(Store):
                 and self._used_bytes() * 4 > map_size * 3):
             self._grow()
 
-    def _can_grow(self) -> bool:
-        return self._env.info()["map_size"] < self._map_size_max
+    def _map_cap(self, reserve: bool) -> int:
+        """map_size_max, plus a reserve that only freeing transactions may use:
+        deleting in LMDB needs fresh pages too, so a full map could never be
+        emptied without it."""
+        if not reserve:
+            return self._map_size_max
+        return self._map_size_max + max(self._map_size_max // 16, RESERVE_BYTES_MIN)
 
-    def _grow(self) -> None:
-        """Double the map (capped at map_size_max). Called by the writer with
-        no write txn open; waits until no reader is inside the map."""
+    def _can_grow(self, reserve: bool = False) -> bool:
+        return self._env.info()["map_size"] < self._map_cap(reserve)
+
+    def _grow(self, reserve: bool = False) -> None:
+        """Double the map (capped at map_size_max, or the reserve). Called by the
+        writer with no write txn open; waits until no reader is inside the map."""
         map_size = self._env.info()["map_size"]
         self._gate.enter_exclusive()
         try:
-            self._env.set_mapsize(min(map_size * 2, self._map_size_max))
+            self._env.set_mapsize(min(map_size * 2, self._map_cap(reserve)))
         finally:
             self._gate.exit_exclusive()
 

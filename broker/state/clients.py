@@ -16,6 +16,9 @@ def apply_connect(sm: StateMachine, ctx: ApplyContext, body: dict) -> str | None
     """Register a client. A live duplicate is refused; ``replace`` closes a dead one
     first (the proposer probed its heartbeat inbox and got no answer)."""
     client_id = body["id"]
+    owner = sm.conn_ids.get(body["conn"]) if body["conn"] else None
+    if owner is not None and owner != client_id:
+        return errors.INVALID_CONNECTION_REQUEST  # a connID names one client only
     existing = sm.clients.get(client_id)
     if existing is not None:
         if not body.get("replace"):
@@ -34,17 +37,19 @@ def apply_close_client(sm: StateMachine, ctx: ApplyContext, body: dict) -> str |
     client = sm.clients.get(body["id"])
     if client is None:
         return errors.UNKNOWN_CLIENT_ID
-    close_client(sm, ctx, client)
+    close_client(sm, ctx, client, body.get("now"))
     return None
 
 
-def close_client(sm: StateMachine, ctx: ApplyContext, client: Client) -> None:
+def close_client(sm: StateMachine, ctx: ApplyContext, client: Client,
+                 now: int | None = None) -> None:
     """Unregister the client; its subscriptions close as by a sub close (§2.13)."""
     for sub_id in sorted(client.subs):
         sub = client.subs[sub_id]
         channel = sm.channels.get(sub.channel)
         if channel is not None:
             subscriptions.close_sub(sm, ctx, channel, sub, unsubscribe=False)
+            subscriptions.restart_inactivity_clock(ctx, channel, now)
     client.subs.clear()
     del sm.clients[client.client_id]
     if client.conn_id and sm.conn_ids.get(client.conn_id) == client.client_id:

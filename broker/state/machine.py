@@ -103,7 +103,7 @@ class StateMachine:
         if sub.queue:
             group = channel.groups.get(sub.queue)
             if group is None:
-                group = channel.groups[sub.queue] = Group(sub.queue, ":" in sub.queue, sub.last_sent)
+                group = channel.groups[sub.queue] = Group(sub.queue, sub.is_durable, sub.last_sent)
             group.last_sent = max(group.last_sent, sub.last_sent)
             if sub.offline:
                 group.shadow = sub

@@ -97,6 +97,7 @@ def apply_expire(sm: StateMachine, ctx: ApplyContext, body: dict) -> int:
             dropped += ctx.txn.delete_messages_upto(channel.channel_id, keep_from - 1).msgs
             sm.sync_stats(ctx, channel)
             delivery.drop_below_first(sm, ctx, channel)
+            delivery.pump(sm, ctx, channel)
     return dropped
 
 

@@ -113,8 +113,18 @@ def apply_unsubscribe(sm: StateMachine, ctx: ApplyContext, body: dict) -> str | 
     if sub.client_id != body["cid"]:
         return errors.UNKNOWN_CLIENT_ID
     close_sub(sm, ctx, channel, sub, unsubscribe=not body["close"])
+    restart_inactivity_clock(ctx, channel, body.get("now"))
     delivery.pump(sm, ctx, channel)
     return None
+
+
+def restart_inactivity_clock(ctx: ApplyContext, channel: Channel, now: int | None) -> None:
+    """max_inactivity counts from when the last active subscription went away (the
+    reference starts the channel's delete timer then). ``now`` is absent in older
+    commands."""
+    if now is not None and not channel.has_active_subscription():
+        channel.last_activity = max(channel.last_activity, now)
+        ctx.dirty_channels[channel.name] = channel
 
 
 def _find_online(sm: StateMachine, channel: Channel, inbox: str) -> Sub | None:

@@ -56,7 +56,8 @@ class StanService:
                                       self._on_dead_client)
         self.delivery = DeliveryView(server, self.client, machine.store, self.clients.serves,
                                      self._propose_acks)
-        self.publishes = Batcher(self._propose_publishes, count_max=4096, bytes_max=4 << 20)
+        self.publishes = Batcher(self._propose_publishes, count_max=8192, bytes_max=4 << 20,
+                                 in_flight_max=1)
         self.housekeeping = Housekeeping(self, settings)
         self.in_msgs = self.in_bytes = 0
         self._probing: set[str] = set()
@@ -210,11 +211,12 @@ class StanService:
             return self._respond(reply, CloseResponse(error=errors.INVALID_CLOSE_REQUEST)
                                  .SerializeToString())
         await self._barrier()
-        error = await self._propose(envelope.CLOSE_CLIENT, {"id": request.clientID})
+        error = await self._propose(envelope.CLOSE_CLIENT, {"id": request.clientID,
+                                                            "now": time.time_ns()})
         self._respond(reply, CloseResponse(error=error or "").SerializeToString())
 
     def _on_dead_client(self, client_id: str) -> None:
-        self._spawn(self._propose(envelope.CLOSE_CLIENT, {"id": client_id}))
+        self._spawn(self._propose(envelope.CLOSE_CLIENT, {"id": client_id, "now": time.time_ns()}))
 
     async def _barrier(self) -> None:
         """Earlier publishes and acks are applied before a close (§0 "barrier")."""
@@ -300,7 +302,7 @@ class StanService:
         await self._barrier()
         error = await self._propose(envelope.UNSUBSCRIBE, {
             "cid": request.clientID, "ch": request.subject, "inbox": request.inbox,
-            "close": close})
+            "close": close, "now": time.time_ns()})
         self._respond(reply, _sub_error(error or ""))
 
     async def _propose_acks(self, items: list) -> None:
