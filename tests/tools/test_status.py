@@ -15,111 +15,15 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
-import nats
 import pytest
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 
-from broker.protocol.stan import (Ack, ConnectRequest, ConnectResponse, First, PubAck, PubMsg,
-                                  SubscriptionRequest, SubscriptionResponse)
 from broker.tools import status
 from tests.support.procs import REPO, free_port, nats_server_process
 
 pytestmark = pytest.mark.timeout(120)
 
-CLUSTER = "test-cluster"
-WAIT = 10.0
-
-
-# -- a minimal STAN client ---------------------------------------------------------------
-
-class Stan:
-    """Connect, publish, subscribe (counting deliveries), ack: no more."""
-
-    def __init__(self, nc, client_id: str, response: ConnectResponse, conn_id: bytes):
-        self.nc, self.client_id, self.r, self.conn_id = nc, client_id, response, conn_id
-
-    @classmethod
-    async def connect(cls, url: str, client_id: str) -> "Stan":
-        nc = await asyncio.wait_for(nats.connect(url, connect_timeout=5, allow_reconnect=False,
-                                                 max_reconnect_attempts=0), WAIT)
-        hb_inbox = nc.new_inbox()
-
-        async def heartbeat(msg):
-            if msg.reply:
-                await nc.publish(msg.reply, b"")
-        await nc.subscribe(hb_inbox, cb=heartbeat)
-        conn_id = uuid.uuid4().hex.encode()
-        request = ConnectRequest(clientID=client_id, heartbeatInbox=hb_inbox, protocol=1,
-                                 connID=conn_id, pingInterval=5, pingMaxOut=3)
-        reply = await nc.request(f"_STAN.discover.{CLUSTER}", request.SerializeToString(),
-                                 timeout=WAIT)
-        response = ConnectResponse.FromString(reply.data)
-        assert not response.error, response.error
-        return cls(nc, client_id, response, conn_id)
-
-    async def publish(self, channel: str, data: bytes) -> None:
-        msg = PubMsg(clientID=self.client_id, guid=uuid.uuid4().hex, subject=channel,
-                     data=data, connID=self.conn_id)
-        reply = await self.nc.request(f"{self.r.pubPrefix}.{channel}", msg.SerializeToString(),
-                                      timeout=WAIT)
-        assert not PubAck.FromString(reply.data).error
-
-    async def subscribe(self, channel: str, *, queue: str = "", durable: str = "",
-                        max_inflight: int = 1024) -> dict:
-        inbox = self.nc.new_inbox()
-        sub = {"channel": channel, "inbox": inbox, "received": 0}
-
-        async def deliver(msg):
-            sub["received"] += 1
-        await self.nc.subscribe(inbox, cb=deliver)
-        request = SubscriptionRequest(clientID=self.client_id, subject=channel, qGroup=queue,
-                                      inbox=inbox, maxInFlight=max_inflight, ackWaitInSecs=60,
-                                      durableName=durable, startPosition=First)
-        reply = await self.nc.request(self.r.subRequests, request.SerializeToString(),
-                                      timeout=WAIT)
-        response = SubscriptionResponse.FromString(reply.data)
-        assert not response.error, response.error
-        sub["ack_inbox"] = response.ackInbox
-        return sub
-
-    async def ack(self, sub: dict, seq: int) -> None:
-        await self.nc.publish(sub["ack_inbox"],
-                              Ack(subject=sub["channel"], sequence=seq).SerializeToString())
-        await self.nc.flush()
-
-
-async def eventually(condition, timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def wait_stan_ready(url: str, timeout: float = WAIT) -> None:
-    """The port opens before the STAN service answers: wait for the discover subject."""
-    deadline = time.monotonic() + timeout
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
-    try:
-        while time.monotonic() < deadline:
-            try:
-                # an empty ConnectRequest is refused with an error, and registers nothing
-                await nc.request(f"_STAN.discover.{CLUSTER}", b"", timeout=0.25)
-                return
-            except NoRespondersError:
-                await asyncio.sleep(0.02)
-            except NatsTimeout:
-                pass
-        raise AssertionError(f"the STAN service did not answer within {timeout}s")
-    finally:
-        await nc.close()
+from tests.support.stan import Stan, eventually, wait_stan_ready
 
 
 def run_status(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
@@ -171,7 +75,7 @@ async def traffic(node):
         stalled = await alpha.subscribe("foo", max_inflight=2)
         dur = await bravo.subscribe("bar", durable="dur")
         grp = await charlie.subscribe("foo", queue="grp")
-        await eventually(lambda: [s["received"] for s in (stalled, dur, grp)] == [2, 2, 3],
+        await eventually(lambda: [len(s.msgs) for s in (stalled, dur, grp)] == [2, 2, 3],
                          what="the deliveries")
         for seq in (1, 2):
             await bravo.ack(dur, seq)
