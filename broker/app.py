@@ -108,10 +108,12 @@ def run(options: Options) -> int:
     if options.pid_file:
         with open(options.pid_file, "w") as pid_file:
             pid_file.write(str(os.getpid()))
+    from raft import RaftError
+    from .streaming import StartupError
     try:
         import uvloop
         return uvloop.run(serve(options))
-    except OSError as exc:
+    except (OSError, StartupError, RaftError) as exc:
         log.error("cannot start: %s", exc)
         return 1
     finally:

@@ -74,6 +74,8 @@ class Streaming:
 
     def _raft_config(self) -> RaftConfig:
         options = self.options
+        if options.clustered:
+            return self._cluster_raft_config()
         if options.store_type == "FILE":
             data_dir = os.path.join(options.store_dir, "raft")
             sync = options.file_sync
@@ -82,6 +84,21 @@ class Streaming:
             sync = False
         # A group of one binds no port: the address is only the member's name.
         return RaftConfig(self_address="127.0.0.1:0", data_dir=data_dir, sync=sync)
+
+    def _cluster_raft_config(self) -> RaftConfig:
+        """``--cluster_peers id@host:port,...`` lists every member, this node included
+        (found by ``--cluster_node_id``); the Raft journal goes to ``--cluster_log_path``
+        (default ``<dir>/raft``) and is fsynced unless ``--cluster_sync=false``."""
+        options = self.options
+        members = parse_peers(options.cluster_peers)
+        node_id = options.cluster_node_id
+        if node_id not in members:
+            raise StartupError(f"--cluster_peers must list this node as {node_id or '<id>'}"
+                               f"@host:port (got {','.join(options.cluster_peers) or 'none'})")
+        others = tuple(address for name, address in sorted(members.items()) if name != node_id)
+        data_dir = options.cluster_log_path or os.path.join(options.store_dir, "raft")
+        return RaftConfig(self_address=members[node_id], data_dir=data_dir, peers=others,
+                          sync=options.cluster_sync, bind_address=_bind_address(members[node_id]))
 
     def _settings(self) -> StanSettings:
         options = self.options
@@ -96,6 +113,23 @@ class Streaming:
             inactivity_every_s=min([1.0] + [idle / 2 for idle in idles]) if idles else 0.0,
             max_inactivity_s=min(idles) if idles else 0.0)
 
+    def cluster_info(self) -> dict | None:
+        """Raft's view of this node for monitoring, or None when not clustered."""
+        if not self.options.clustered:
+            return None
+        members = parse_peers(self.options.cluster_peers)
+        by_address = {address: name for name, address in members.items()}
+        status = self.replicator.status()
+        leader = by_address.get(status.leader) if status.leader else None
+        role = "Leader" if status.is_leader else ("Follower" if leader else "Candidate")
+        peers = [{"node_id": by_address.get(peer["address"], ""), **peer}
+                 for peer in self.replicator.raft.peer_states()]
+        return {"node_id": self.options.cluster_node_id, "role": role, "leader": leader or "",
+                "term": status.term, "commit_index": status.commit_index,
+                "applied_index": status.last_applied, "log_first_index": status.log_first_index,
+                "log_last_index": status.log_last_index, "snapshot_index": status.snapshot_index,
+                "has_quorum": status.has_quorum, "fsyncs": status.fsyncs, "peers": peers}
+
     async def start(self) -> None:
         await self.service.start()
 
@@ -104,3 +138,24 @@ class Streaming:
         self.store.close()
         if self._temp_dir:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+
+def parse_peers(entries: list[str]) -> dict[str, str]:
+    """``["a@127.0.0.1:6222", ...]`` -> ``{"a": "127.0.0.1:6222", ...}``."""
+    members: dict[str, str] = {}
+    for entry in entries:
+        node_id, sep, address = entry.strip().partition("@")
+        host, colon, port = address.rpartition(":")
+        if not sep or not node_id or not colon or not host or not port.isdigit():
+            raise StartupError(f"bad --cluster_peers entry {entry!r}: expected id@host:port")
+        if node_id in members:
+            raise StartupError(f"duplicate node ID {node_id!r} in --cluster_peers")
+        members[node_id] = address
+    return members
+
+
+def _bind_address(address: str) -> str | None:
+    """Bind the Raft port on every interface when the advertised host is a name (as in
+    containers, where peers reach each other by service name)."""
+    host, _, port = address.rpartition(":")
+    return None if host.replace(".", "").isdigit() else f"0.0.0.0:{port}"

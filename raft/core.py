@@ -71,6 +71,15 @@ class RaftCore(SyncObj):
     def next_index(self, node) -> int | None:
         return self._SyncObj__raftNextIndex.get(node)
 
+    def peer_states(self) -> list[dict]:
+        """Each other member: connected now, and (leader only) its match/next index."""
+        connected = self._SyncObj__connectedNodes
+        match = self._SyncObj__raftMatchIndex
+        nexts = self._SyncObj__raftNextIndex
+        return [{"address": node.id, "connected": node in connected,
+                 "match_index": match.get(node), "next_index": nexts.get(node)}
+                for node in sorted(self._SyncObj__otherNodes, key=lambda n: n.id)]
+
     def keep_next_index(self, node, before: int | None) -> None:
         """Undo pysyncobj's regression of nextIndex on a stale success reply
         (see DESIGN.md, "the truncating already-applied CRITICAL log")."""

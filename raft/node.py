@@ -161,6 +161,11 @@ class RaftNode:
             synced_index=journal.synced_index, has_quorum=_has_quorum(core),
             snapshot_index=self._snapshots.last_index, fsyncs=journal.fsyncs)
 
+    def peer_states(self) -> list[dict]:
+        """The other members as this node sees them (a read on the loop thread of
+        values the tick thread replaces whole; good enough for monitoring)."""
+        return [] if self._core is None else self._core.peer_states()
+
     async def wait_leader(self, timeout: float) -> str:
         """Wait until this node knows a leader; return its address."""
         return await self._wait_for(lambda: self._core.leader_address, timeout, "a leader")

@@ -45,7 +45,7 @@ STAN_COMPAT_VERSION = "0.25.6"
 
 _NS_PER_S = 1_000_000_000
 _GO_INT = re.compile(r"[+-]?[0-9]+")
-_PAGES = ("serverz", "storez", "clientsz", "channelsz", "isFTActive")
+_PAGES = ("serverz", "storez", "clientsz", "channelsz", "clusterz", "isFTActive")
 
 
 class StreamingProvider(Provider):
@@ -73,6 +73,8 @@ class StreamingProvider(Provider):
             Endpoint("/streaming/channelsz",
                      lambda request: self.channelsz(request.query, time.time())),
             Endpoint("/streaming/isFTActive", lambda request: web.Response(status=204)),
+            Endpoint("/streaming/clusterz", lambda request: self.clusterz(time.time()),
+                     "Cluster"),
         )
 
     def collectors(self, monitor: Monitor) -> Iterable[object]:
@@ -137,12 +139,28 @@ class StreamingProvider(Provider):
             "out_msgs": service.delivery.out_msgs,
             "out_bytes": service.delivery.out_bytes,
         }
+        cluster = streaming.cluster_info()
+        if cluster is not None:  # the reference's clustered serverz: state, role, node_id
+            items = list(data.items())
+            at = [key for key, _ in items].index("state")
+            items[at] = ("state", "CLUSTERED")
+            items[at + 1:at + 1] = [("role", cluster["role"]), ("node_id", cluster["node_id"]),
+                                    ("leader", cluster["leader"]), ("term", cluster["term"])]
+            data = dict(items)
         open_fds, max_fds = fd_counts()
         if open_fds:
             data["open_fds"] = open_fds
         if max_fds:
             data["max_fds"] = max_fds
         return data
+
+    # -- /streaming/clusterz (Runnel: Raft's view of this node) --
+
+    def clusterz(self, now_s: float) -> dict:
+        cluster = self.streaming.cluster_info()
+        if cluster is None:
+            raise MonitorError(404, "not clustered")
+        return {**self._header(now_s), **cluster}
 
     # -- /streaming/storez (§5.3) --
 

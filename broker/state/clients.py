@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from ..protocol.stan import errors
 from . import records, subscriptions
-from .effects import ClientClosed, ClientOpened
+from .effects import ClientClosed, ClientMoved, ClientOpened
 from .model import Client
 
 if TYPE_CHECKING:
@@ -56,3 +56,18 @@ def close_client(sm: StateMachine, ctx: ApplyContext, client: Client,
         del sm.conn_ids[client.conn_id]
     ctx.txn.delete_client(client.client_id)
     ctx.effects.append(ClientClosed(client.client_id))
+
+
+def apply_move_client(sm: StateMachine, ctx: ApplyContext, body: dict) -> str | None:
+    """The client now talks to node ``body["node"]``. Body keys: id, node."""
+    client = sm.clients.get(body["id"])
+    if client is None:
+        return errors.UNKNOWN_CLIENT_ID
+    if client.node == body["node"]:
+        return None
+    client.node = body["node"]
+    ctx.txn.put_client(client.client_id, records.client_record(client))
+    subs = tuple((subscriptions.opened(sub), tuple(sorted(sub.pending)))
+                 for _, sub in sorted(client.subs.items()))
+    ctx.effects.append(ClientMoved(client.client_id, client.node, subs))
+    return None

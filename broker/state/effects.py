@@ -72,3 +72,23 @@ class MsgsAcked:
 @dataclass(frozen=True, slots=True)
 class ChannelDeleted:
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMoved:
+    """The client is now served by ``node``: that node takes its subscriptions over
+    (``subs``: the online ones, each ``(SubOpened, pending seqs)``) and redelivers
+    what they had pending; the node that served it before lets them go."""
+
+    client_id: str
+    node: str
+    subs: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class MsgsPending:
+    """These sequences were delivered before and are still unacked: the node that
+    serves the subscription resends them (recovery, snapshot install)."""
+
+    sub_id: int
+    seqs: tuple

@@ -20,10 +20,11 @@ UNSUBSCRIBE = 5       # remove (unsubscribe) or close (sub close) a subscription
 ACK_BATCH = 6         # acknowledge delivered messages
 EXPIRE = 7            # drop messages older than their channel's max_age
 DELETE_CHANNEL = 8    # delete an inactive channel (max_inactivity)
+MOVE_CLIENT = 9       # a client's connection moved to another node: that node serves it
 
 OP_NAMES = {CONNECT: "Connect", CLOSE_CLIENT: "CloseClient", PUBLISH_BATCH: "PublishBatch",
             SUBSCRIBE: "Subscribe", UNSUBSCRIBE: "Unsubscribe", ACK_BATCH: "AckBatch",
-            EXPIRE: "Expire", DELETE_CHANNEL: "DeleteChannel"}
+            EXPIRE: "Expire", DELETE_CHANNEL: "DeleteChannel", MOVE_CLIENT: "MoveClient"}
 
 
 class EnvelopeError(ValueError):

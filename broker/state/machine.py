@@ -19,7 +19,7 @@ from typing import Callable
 
 from storage import ReadTxn, Store, StoreFullError, WriteTxn
 
-from . import clients, envelope, publish, records, subscriptions
+from . import clients, effects, envelope, publish, records, subscriptions
 from .limits import ChannelLimits, LimitsResolver
 from .model import Channel, Client, Group, Sub
 
@@ -187,6 +187,25 @@ class StateMachine:
         del self.channels[channel.name]
         self.channel_names_lower.pop(channel.name.lower(), None)
 
+    def current_state_effects(self) -> list:
+        """Effects that describe the whole current state: every client and every online
+        subscription with its pending sequences (after a snapshot was installed, the
+        event loop rebuilds its view from these)."""
+        found: list = []
+        for client_id in sorted(self.clients):
+            client = self.clients[client_id]
+            found.append(effects.ClientOpened(client.client_id, client.hb_inbox, client.conn_id,
+                                              client.protocol, client.node))
+        for name in sorted(self.channels):
+            channel = self.channels[name]
+            for sub_id in sorted(channel.subs):
+                sub = channel.subs[sub_id]
+                if not sub.offline:
+                    found.append(subscriptions.opened(sub))
+                    if sub.pending:
+                        found.append(effects.MsgsPending(sub.sub_id, tuple(sorted(sub.pending))))
+        return found
+
     def sync_stats(self, ctx: ApplyContext, channel: Channel) -> None:
         stats = ctx.txn.channel_stats(channel.channel_id)
         channel.set_stats(stats.first_seq, stats.last_seq, stats.msgs, stats.bytes)
@@ -206,6 +225,7 @@ _HANDLERS = {
     envelope.ACK_BATCH: subscriptions.apply_ack_batch,
     envelope.EXPIRE: publish.apply_expire,
     envelope.DELETE_CHANNEL: publish.apply_delete_channel,
+    envelope.MOVE_CLIENT: clients.apply_move_client,
 }
 
 _STORE_FULL_RESULTS = {
@@ -217,4 +237,5 @@ _STORE_FULL_RESULTS = {
     envelope.ACK_BATCH: lambda body, error: None,
     envelope.EXPIRE: lambda body, error: None,
     envelope.DELETE_CHANNEL: lambda body, error: None,
+    envelope.MOVE_CLIENT: lambda body, error: error,
 }

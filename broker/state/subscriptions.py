@@ -88,13 +88,18 @@ def _full(sm: StateMachine, channel: Channel) -> bool:
     return bool(max_subs) and len(channel.subs) >= max_subs
 
 
+def opened(sub: Sub) -> SubOpened:
+    """The effect that announces an online subscription."""
+    return SubOpened(sub.sub_id, sub.channel, sub.client_id, sub.queue, sub.inbox,
+                     sub.ack_inbox, sub.max_inflight, sub.ack_wait_s, sub.durable_name,
+                     sub.is_durable)
+
+
 def _open(sm: StateMachine, ctx: ApplyContext, client: Client, channel: Channel, sub: Sub,
           resend: list[int] | None = None) -> None:
     sm.index_sub(channel, sub)
     ctx.touch(sub)
-    ctx.effects.append(SubOpened(sub.sub_id, channel.name, client.client_id, sub.queue,
-                                 sub.inbox, sub.ack_inbox, sub.max_inflight, sub.ack_wait_s,
-                                 sub.durable_name, sub.is_durable))
+    ctx.effects.append(opened(sub))
     if resend:
         ctx.effects.append(MsgsDelivered(sub.sub_id,
                                          delivery.records_for(ctx, channel, resend), True))

@@ -96,6 +96,9 @@ class Harness:
     def close_client(self, cid: str) -> Applied:
         return self.run(envelope.CLOSE_CLIENT, {"id": cid})
 
+    def move_client(self, cid: str, node: str) -> Applied:
+        return self.run(envelope.MOVE_CLIENT, {"id": cid, "node": node})
+
     def publish_batch(self, msgs: list, now: int | None = None) -> Applied:
         """``msgs``: ``[client_id, conn_id, channel, reply, data]`` lists."""
         return self.run(envelope.PUBLISH_BATCH,

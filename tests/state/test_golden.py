@@ -56,6 +56,7 @@ def golden_commands(h: Harness) -> None:
     h.expire(now=T0 + 13 * NS + 1)
     h.delete_channel("bar", now=T0 + 20 * NS)
     h.subscribe("c1", "foo", "q2", q="grp", dur="dur", now=T0 + 21 * NS)
+    h.move_client("c1", "n2")
 
 
 def _record(version: int) -> dict:

@@ -76,6 +76,24 @@ class ClientRegistry:
         if client.task is not None:
             client.task.cancel()
 
+    def on_moved(self, moved: fx.ClientMoved) -> None:
+        """Heartbeats follow the client to the node that now serves it."""
+        client = self.clients.get(moved.client_id)
+        if client is None:
+            return
+        client.node = moved.node
+        if client.node == self.node_id and client.task is None:
+            client.fails = 0
+            client.wake = asyncio.Event()
+            client.task = asyncio.ensure_future(self._heartbeats(client))
+        elif client.node != self.node_id and client.task is not None:
+            client.task.cancel()
+            client.task = None
+
+    def clear(self) -> None:
+        for client_id in list(self.clients):
+            self.on_closed(fx.ClientClosed(client_id))
+
     def ping_received(self, client: ClientView) -> None:
         """A client PING while heartbeats fail: check again at once (§2.14)."""
         if client.fails and client.wake is not None:

@@ -91,6 +91,27 @@ class DeliveryView:
             return
         self._send(view, delivered.records, delivered.redelivered)
 
+    def on_pending(self, pending: fx.MsgsPending) -> None:
+        view = self.subs.get(pending.sub_id)
+        if view is not None and pending.seqs:
+            self.redeliver_all(view, list(pending.seqs))
+
+    def on_client_moved(self, moved: fx.ClientMoved, served_here: bool) -> None:
+        """Take the client's subscriptions over (and resend what they had pending),
+        or let them go when another node serves the client now."""
+        for opened, pending in moved.subs:
+            if served_here:
+                if opened.sub_id not in self.subs:
+                    self.on_sub_opened(opened)
+                    self.on_pending(fx.MsgsPending(opened.sub_id, pending))
+            else:
+                self.on_sub_closed(fx.SubClosed(opened.sub_id, opened.ack_inbox))
+
+    def clear(self) -> None:
+        for sub_id in list(self.subs):
+            view = self.subs[sub_id]
+            self.on_sub_closed(fx.SubClosed(sub_id, view.ack_inbox))
+
     def on_acked(self, acked: fx.MsgsAcked) -> None:
         view = self.subs.get(acked.sub_id)
         if view is None:

@@ -37,6 +37,8 @@ class Housekeeping:
     async def _every(self, period_s: float, action) -> None:
         while True:
             await asyncio.sleep(period_s)
+            if not self._service.replicator.is_leader():
+                continue  # one node proposes the housekeeping of all (the leader)
             try:
                 await action()
             except Exception:

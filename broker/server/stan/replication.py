@@ -28,6 +28,14 @@ log = logging.getLogger("runnel.stan")
 EffectsHandler = Callable[[list], None]
 
 
+class ViewReset:
+    """An effect of its own: the state was replaced by a snapshot; the effects that
+    follow it describe the whole new state."""
+
+
+VIEW_RESET = ViewReset()
+
+
 class Replicator:
     def __init__(self, machine: StateMachine, raft_config: RaftConfig,
                  proposal_timeout_s: float = 10.0):
@@ -51,6 +59,12 @@ class Replicator:
 
     async def stop(self) -> None:
         await self.raft.stop()
+
+    def is_leader(self) -> bool:
+        return self.raft.status().is_leader
+
+    def status(self):
+        return self.raft.status()
 
     async def propose(self, op: int, body: object, timeout_s: float | None = None):
         """Replicate a command; return its apply result once its effects are handled."""
@@ -119,5 +133,8 @@ class Replicator:
             path = reader.extract_to(os.path.join(directory, "snapshot"))
             self.machine.store.restore_from(path)
             self.machine.load()
+            self._queue.append((self.machine.last_applied,
+                                [VIEW_RESET] + self.machine.current_state_effects()))
+            self._wake_loop()
         finally:
             shutil.rmtree(directory, ignore_errors=True)

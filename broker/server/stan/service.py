@@ -24,7 +24,7 @@ from .clients import ClientRegistry, HeartbeatSettings
 from .delivery import DeliveryView, group_acks
 from .housekeeping import Housekeeping
 from .nuid import new_inbox
-from .replication import Replicator
+from .replication import VIEW_RESET, Replicator
 from .requester import Requester
 
 log = logging.getLogger("runnel.stan")
@@ -61,6 +61,7 @@ class StanService:
         self.housekeeping = Housekeeping(self, settings)
         self.in_msgs = self.in_bytes = 0
         self._probing: set[str] = set()
+        self._claiming: dict[str, asyncio.Future] = {}
         self._tasks: set[asyncio.Task] = set()
         self._subjects = self._subject_map()
         replicator.handle_effects = self._on_effects
@@ -101,21 +102,7 @@ class StanService:
     def _recover(self) -> None:
         """Rebuild the loop's view from the recovered model (before Raft replays the
         log tail); what was pending when the node stopped is redelivered at once."""
-        for client in self.machine.clients.values():
-            self.clients.on_opened(fx.ClientOpened(client.client_id, client.hb_inbox,
-                                                   client.conn_id, client.protocol, client.node))
-        for name in sorted(self.machine.channels):
-            channel = self.machine.channels[name]
-            for sub_id in sorted(channel.subs):
-                sub = channel.subs[sub_id]
-                if sub.offline:
-                    continue
-                self.delivery.on_sub_opened(fx.SubOpened(
-                    sub.sub_id, name, sub.client_id, sub.queue, sub.inbox, sub.ack_inbox,
-                    sub.max_inflight, sub.ack_wait_s, sub.durable_name, sub.is_durable))
-                view = self.delivery.subs.get(sub_id)
-                if view is not None and sub.pending:
-                    self.delivery.redeliver_all(view, sorted(sub.pending))
+        self._on_effects(self.machine.current_state_effects())
 
     def _spawn(self, coroutine) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -152,8 +139,16 @@ class StanService:
                 self.clients.on_opened(effect)
             elif kind is fx.ClientClosed:
                 self.clients.on_closed(effect)
+            elif kind is fx.MsgsPending:
+                delivery.on_pending(effect)
+            elif kind is fx.ClientMoved:
+                self.clients.on_moved(effect)
+                delivery.on_client_moved(effect, effect.node == self.settings.node_id)
             elif kind is fx.ChannelDeleted:
                 log.info("STREAM: channel %r deleted (max_inactivity)", effect.name)
+            elif effect is VIEW_RESET:
+                delivery.clear()
+                self.clients.clear()
 
     # -- connect and close --
 
@@ -218,6 +213,20 @@ class StanService:
     def _on_dead_client(self, client_id: str) -> None:
         self._spawn(self._propose(envelope.CLOSE_CLIENT, {"id": client_id, "now": time.time_ns()}))
 
+    def _claim(self, client) -> asyncio.Future | None:
+        """A client that talks to this node is served by this node (ARCHITECTURE §4:
+        its connection moved here): take it over through the log, once. Returns the
+        move in flight, if any, for callers that must wait for it."""
+        if client is None or client.node == self.settings.node_id:
+            return None
+        moving = self._claiming.get(client.client_id)
+        if moving is None:
+            moving = asyncio.ensure_future(self._propose(
+                envelope.MOVE_CLIENT, {"id": client.client_id, "node": self.settings.node_id}))
+            self._claiming[client.client_id] = moving
+            moving.add_done_callback(lambda _: self._claiming.pop(client.client_id, None))
+        return moving
+
     async def _barrier(self) -> None:
         """Earlier publishes and acks are applied before a close (§0 "barrier")."""
         await self.publishes.drain()
@@ -236,6 +245,7 @@ class StanService:
                                  .SerializeToString())
         self._respond(reply, b"")
         self.clients.ping_received(client)
+        self._claim(client)
 
     # -- publish --
 
@@ -248,6 +258,10 @@ class StanService:
         self.in_bytes += len(payload)
         if not msg.guid or not names.is_valid_channel(msg.subject):
             return self._respond(reply, _pub_ack(msg.guid, errors.INVALID_PUBLISH_REQUEST))
+        client = self.clients.by_conn_id(msg.connID) if msg.connID else self.clients.get(
+            msg.clientID)
+        if client is not None and client.node != self.settings.node_id:
+            self._claim(client)
         item = ((msg.clientID, msg.connID, msg.subject, msg.reply, msg.data), reply, msg.guid)
         self.publishes.add(item, len(payload))
 
@@ -274,6 +288,9 @@ class StanService:
         error = _subscription_request_error(request)
         if error:
             return self._respond(reply, _sub_error(error))
+        moving = self._claim(self.clients.get(request.clientID))
+        if moving is not None:
+            await moving  # the subscription is served here from its first message
         ack_inbox = new_inbox()
         self.delivery.expect(ack_inbox)
         now = time.time_ns()
