@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +29,11 @@ from .replication import VIEW_RESET, Replicator
 from .requester import Requester
 
 log = logging.getLogger("runnel.stan")
+
+# A deliberately broken build for the chaos checker's own tests (chaos/ must report
+# it as losing data): PubAcks go out before the publish is committed. Never set it
+# in production; the node logs a warning when it is on.
+UNSAFE_ACK_BEFORE_COMMIT = os.environ.get("RUNNEL_UNSAFE_ACK_BEFORE_COMMIT") == "1"
 
 _DECODE_ERRORS = (DecodeError, UnicodeDecodeError)
 
@@ -79,6 +85,9 @@ class StanService:
         for name, handler in handlers.items():
             self.server.subscribe_internal(self.client, subjects[name].encode(), None, handler)
         self.housekeeping.start()
+        if UNSAFE_ACK_BEFORE_COMMIT:
+            log.warning("RUNNEL_UNSAFE_ACK_BEFORE_COMMIT=1: PubAcks are sent before commit "
+                        "(a broken build for testing the chaos checker)")
         log.info("STREAM: Streaming Server is ready (cluster ID %r)", self.settings.cluster_id)
 
     async def stop(self) -> None:
@@ -262,6 +271,9 @@ class StanService:
             msg.clientID)
         if client is not None and client.node != self.settings.node_id:
             self._claim(client)
+        if UNSAFE_ACK_BEFORE_COMMIT:
+            self._respond(reply, _pub_ack(msg.guid, None))
+            reply = None
         item = ((msg.clientID, msg.connID, msg.subject, msg.reply, msg.data), reply, msg.guid)
         self.publishes.add(item, len(payload))
 
