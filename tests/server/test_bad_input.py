@@ -21,85 +21,16 @@ import pytest
 
 from broker.protocol.nats import errors, writer
 from broker.protocol.nats.errors import ProtocolViolation
-from broker.protocol.nats.events import PING, PONG, Err, Info, Msg
-from broker.protocol.nats.parser import CLIENT, SERVER, Parser
+from broker.protocol.nats.events import PONG, Err, Info, Msg
+from broker.protocol.nats.parser import SERVER, Parser
 from broker.server import NatsServer, ServerLimits
+from tests.support.raw import Raw
 
 TIMEOUT_S = 3.0
 MAX_PAYLOAD = 64 * 1024
 UNKNOWN = Err(errors.UNKNOWN_PROTOCOL_OPERATION)
 MAX_LINE = Err(errors.MAX_CONTROL_LINE_EXCEEDED)
 MAX_PAYLOAD_ERR = Err(errors.MAXIMUM_PAYLOAD_VIOLATION)
-
-
-class Raw:
-    """A hand-driven client connection (the same helper as in test_core_semantics.py)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer_: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer_
-        self.parser = Parser(CLIENT, max_payload=1 << 30)
-        self.events: collections.deque = collections.deque()
-        self.transcript = b""
-        self.eof = False
-
-    @classmethod
-    async def open(cls, port: int) -> Raw:
-        reader, writer_ = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), TIMEOUT_S)
-        return cls(reader, writer_)
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def _fill(self, deadline: float) -> None:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            raise TimeoutError(f"nothing more within the deadline; got {self.transcript[-300:]!r}")
-        try:
-            data = await asyncio.wait_for(self.reader.read(1 << 16), remaining)
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
-        if not data:
-            self.eof = True
-            return
-        self.transcript += data
-        for event in self.parser.feed(data):
-            if event == PING:  # the server's keep-alive: answer it, keep it out of the way
-                self.writer.write(writer.PONG)
-            else:
-                self.events.append(event)
-
-    async def next_event(self, timeout: float = TIMEOUT_S):
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not self.events:
-            if self.eof:
-                raise EOFError(f"connection closed; last bytes {self.transcript[-300:]!r}")
-            await self._fill(deadline)
-        return self.events.popleft()
-
-    async def handshake(self, **options) -> None:
-        assert isinstance(await self.next_event(), Info)
-        self.send(writer.connect({"verbose": False, "pedantic": False, **options}) + writer.PING)
-        assert await self.next_event() == PONG
-
-    async def sync(self) -> list:
-        """PING, and return whatever arrived before the PONG."""
-        self.send(writer.PING)
-        got = []
-        while (event := await self.next_event()) != PONG:
-            got.append(event)
-        return got
-
-    async def until_closed(self, timeout: float = TIMEOUT_S) -> list:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not self.eof:
-            await self._fill(deadline)
-        got = list(self.events)
-        self.events.clear()
-        return got
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 @dataclass
