@@ -295,12 +295,16 @@ class RaftNode:
             pass  # the loop is closed: nobody waits any more
 
     def _on_wake(self, fd: int, _event: int) -> None:
-        self._wake_pending = False
+        # Drain first, then clear the flag: clearing first lets a wake() that runs
+        # between the two set the flag, write a byte we then drain, and leave the flag
+        # set with an empty pipe, after which every wake() is skipped and proposals
+        # wait for the poll timeout.
         try:
             while os.read(fd, 4096):
                 pass
         except BlockingIOError:
             pass
+        self._wake_pending = False
 
     def _wake(self) -> None:
         fds = self._wake_fds
