@@ -16,6 +16,7 @@ PYTEST_ARGS ?=
 .PHONY: run test bench venv js clean help
 
 include tests/judges.mk
+include deploy/deploy.mk
 
 help:
 	@echo "make run    - one Runnel node on 127.0.0.1:$(PORT) (monitoring :$(HTTP_PORT)), data under $(DATA_DIR)"

@@ -88,6 +88,10 @@ class RaftConfig:
             sendBufferSize=1 << 21,
             recvBufferSize=1 << 21,
             dynamicMembershipChange=False,
+            # Peers addressed by name (containers, pods) come back on new IPs: look
+            # names up again after seconds, not pysyncobj's default 10 minutes.
+            dnsCacheTime=5.0,
+            dnsFailCacheTime=1.0,
             fullDumpFile=snapshots.path,
             serializer=snapshots.serialize,
             deserializer=snapshots.deserialize,
