@@ -66,9 +66,15 @@ class Node:
             server_name=options.server_name)
         self.monitor = None
         self.streaming = None
+        self.routes = None
+        if options.cluster_listen or options.routes:  # a NATS cluster (reference §4.3)
+            from .server.routes import RouteManager
+            self.routes = RouteManager(self.nats, options.cluster_listen, options.routes)
 
     async def start(self) -> None:
         await self.nats.start()
+        if self.routes is not None:
+            await self.routes.start()
         from .streaming import Streaming
         self.streaming = Streaming(self.options, self.nats)
         await self.streaming.start()
@@ -86,6 +92,8 @@ class Node:
             await self.monitor.stop()
         if self.streaming is not None:
             await self.streaming.stop()
+        if self.routes is not None:
+            await self.routes.stop()
         await self.nats.stop()
 
 

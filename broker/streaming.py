@@ -128,7 +128,8 @@ class Streaming:
                 "term": status.term, "commit_index": status.commit_index,
                 "applied_index": status.last_applied, "log_first_index": status.log_first_index,
                 "log_last_index": status.log_last_index, "snapshot_index": status.snapshot_index,
-                "has_quorum": status.has_quorum, "fsyncs": status.fsyncs, "peers": peers}
+                "has_quorum": status.has_quorum, "fsyncs": status.fsyncs,
+                "fsync_seconds": status.fsync_seconds, "peers": peers}
 
     async def start(self) -> None:
         await self.service.start()

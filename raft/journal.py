@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import struct
 import zlib
 
@@ -143,6 +144,7 @@ class DurableJournal(Journal):
         self._fd: int | None = None
         self.synced_index = 0
         self.fsyncs = 0
+        self.fsync_seconds = 0.0  # total time spent in fsync (monitoring: mean latency)
         #: Entries removed from the tail (conflicts, or pysyncobj re-sends).
         self.truncated_entries = 0
         self._term, self._voted_for = self._meta.load_term()
@@ -224,7 +226,9 @@ class DurableJournal(Journal):
             self._file_size += len(self._pending)
             self._pending = bytearray()
         if self._sync:
+            started = time.perf_counter()
             self._fs.fsync(self._fd)
+            self.fsync_seconds += time.perf_counter() - started
             self.fsyncs += 1
         self._unsynced = False
         self.synced_index = self.last_index

@@ -49,6 +49,7 @@ class RaftStatus:
     has_quorum: bool
     snapshot_index: int
     fsyncs: int
+    fsync_seconds: float
 
 
 def exit_process(exc: BaseException) -> None:
@@ -159,7 +160,8 @@ class RaftNode:
             commit_index=core.raftCommitIndex, last_applied=core.raftLastApplied,
             log_first_index=journal.first_index, log_last_index=journal.last_index,
             synced_index=journal.synced_index, has_quorum=_has_quorum(core),
-            snapshot_index=self._snapshots.last_index, fsyncs=journal.fsyncs)
+            snapshot_index=self._snapshots.last_index, fsyncs=journal.fsyncs,
+            fsync_seconds=journal.fsync_seconds)
 
     def peer_states(self) -> list[dict]:
         """The other members as this node sees them (a read on the loop thread of

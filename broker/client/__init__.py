@@ -14,7 +14,8 @@ Defaults are stan.go's (reference §2.19); see DESIGN.md beside this file.
 from __future__ import annotations
 
 from .connection import Connection, LostHandler, connect
-from .errors import (ConnectError, ConnectionClosed, ConnectionLost, ConnectRequestTimeout,
+from .errors import (ConnectError, ConnectionClosed, ConnectionLost, ConnectRefused,
+                     ConnectRequestTimeout,
                      InvalidSubscription, ManualAckInAutoMode, NatsError, NoServersError,
                      NotSupportedByServer, ProtocolError, PublishAckTimeout, RequestTimeout,
                      ServerError, StanError)
@@ -28,6 +29,7 @@ __all__ = [
     "connect", "Connection", "Subscription", "Msg", "StartPosition",
     "AckHandler", "MsgHandler", "LostHandler",
     "StanError", "ServerError", "ConnectError", "NoServersError", "ConnectRequestTimeout",
+    "ConnectRefused",
     "RequestTimeout", "PublishAckTimeout", "ConnectionClosed", "ConnectionLost",
     "InvalidSubscription", "ManualAckInAutoMode", "NotSupportedByServer", "ProtocolError",
     "NatsError",

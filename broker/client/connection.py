@@ -28,7 +28,8 @@ from nats.nuid import NUID
 from ..protocol.stan import (CloseRequest, CloseResponse, ConnectRequest, ConnectResponse,
                              DecodeError, Ping, PubAck, PubMsg, SubscriptionRequest,
                              SubscriptionResponse, UnsubscribeRequest, decode, names)
-from .errors import (ConnectionClosed, ConnectionLost, ConnectRequestTimeout, NatsError,
+from .errors import (ConnectionClosed, ConnectionLost, ConnectRefused, ConnectRequestTimeout,
+                     NatsError,
                      NoServersError, ProtocolError, RequestTimeout, ServerError, StanError,
                      close_timeout, subscribe_timeout, texts)
 from .options import (DEFAULT_ACK_WAIT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISCOVER_PREFIX,
@@ -89,8 +90,8 @@ async def connect(cluster_id: str, client_id: str, *,
     lost: ``on_connection_lost(conn, error)`` is called and the connection is closed.
 
     Raises NoServersError (no NATS server reachable), ConnectRequestTimeout (no STAN
-    server with that cluster ID answered) or ServerError (the server refused, e.g.
-    ``stan: clientID already registered``); all are ConnectError.
+    server with that cluster ID answered) or ConnectRefused (the server's text, e.g.
+    ``stan: clientID already registered``; also a ServerError); all are ConnectError.
     """
     options = ConnectOptions(connect_timeout, pub_ack_wait, max_pub_acks_inflight,
                              ping_interval, ping_max_out, discover_prefix)
@@ -127,7 +128,6 @@ class Connection:
         self._subs: dict[str, Subscription] = {}
         self._closed: StanError | None = None   # set once: closed by us, or lost
         self._tasks: set[asyncio.Task] = set()
-        self._servers: list[str] = []
 
     def __repr__(self) -> str:
         state = "open" if self._closed is None else "closed"
@@ -156,20 +156,30 @@ class Connection:
         return self._pinger.interval_s if self._pinger else 0.0
 
     @property
+    def pings_outstanding(self) -> int:
+        """PINGs sent since the last good reply (the session is lost above ping_max_out)."""
+        return self._pinger.state.out if self._pinger else 0
+
+    @property
     def subscriptions(self) -> list[Subscription]:
         return list(self._subs.values())
 
     async def __aenter__(self) -> "Connection":
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            await self.close()
+            return
+        try:            # do not hide the exception that ends the block
+            await self.close()
+        except StanError as error:
+            log.warning("client %s: close after %r failed: %s", self.client_id, exc, error)
 
     # -- connect --
 
     async def _open(self, servers: list[str], nats_conn: NatsClient | None,
                     nats_options: dict) -> None:
-        self._servers = servers
         if nats_conn is not None:
             self._nc = nats_conn
         else:
@@ -183,20 +193,33 @@ class Connection:
 
     async def _connect_nats(self, servers: list[str], extra: dict) -> NatsClient:
         last_error: list[BaseException] = []
+        # nats-py callbacks given in nats_options are called after the client's own.
+        theirs = {name: extra.pop(name, None) for name in
+                  ("error_cb", "disconnected_cb", "reconnected_cb", "closed_cb")}
+
+        async def chain(name: str, *args) -> None:
+            if theirs[name] is not None:
+                await theirs[name](*args)
 
         async def error_cb(exc: Exception) -> None:
             last_error[:] = [exc]
-            log.warning("nats (client %s): %s", self.client_id, exc or type(exc).__name__)
+            # before the session exists, the error raised by connect() says it all
+            level = logging.WARNING if self._subjects is not None else logging.DEBUG
+            log.log(level, "nats (client %s): %s", self.client_id, exc or type(exc).__name__)
+            await chain("error_cb", exc)
 
         async def disconnected_cb() -> None:
             log.info("client %s: disconnected from NATS", self.client_id)
+            await chain("disconnected_cb")
 
         async def reconnected_cb() -> None:
             log.info("client %s: reconnected to %s", self.client_id, nc.connected_url)
+            await chain("reconnected_cb")
 
         async def closed_cb() -> None:
             if self._closed is None and self._subjects is not None:
                 self._lose(ConnectionLost("nats: connection closed"))
+            await chain("closed_cb")
 
         kwargs: dict[str, Any] = dict(
             servers=servers, name=self.client_id, connect_timeout=self.options.connect_timeout,
@@ -236,7 +259,7 @@ class Connection:
         payload = await self._request(discover, request.SerializeToString(), timeout)
         response = self._decode(ConnectResponse, payload, "ConnectResponse")
         if response.error:
-            raise ServerError(response.error)
+            raise ConnectRefused(response.error)
         self._subjects = Subjects(response.pubPrefix, response.subRequests,
                                   response.unsubRequests, response.closeRequests,
                                   response.subCloseRequests, response.pingRequests)
@@ -309,9 +332,10 @@ class Connection:
         try:
             await self._nc.publish(names.pub_subject(subjects.pub_prefix, channel), message,
                                    reply=self._pub_ack_inbox)
-        except nats.errors.BadSubjectError as exc:
+        except nats.errors.BadSubjectError as exc:  # spaces or CR/LF: not sendable at all
             self._pubs.forget(guid)
-            raise ServerError(texts.INVALID_PUBLISH_REQUEST) from exc
+            raise StanError(texts.INVALID_PUBLISH_REQUEST, f"channel {channel!r} is not a valid "
+                            "NATS subject (refused by the client)") from exc
         except nats.errors.ConnectionClosedError as exc:
             self._pubs.forget(guid)
             raise ConnectionClosed(detail="the NATS connection is closed") from exc
@@ -378,6 +402,9 @@ class Connection:
         if response.error:
             await sub._abandon()
             raise ServerError(response.error)
+        if self._closed is not None:          # closed or lost while we waited
+            await sub._abandon()
+            raise self._closed_error()
         self._subs[sub.inbox] = sub
         sub._accepted(response.ackInbox)
         return sub
@@ -409,7 +436,9 @@ class Connection:
         """The session is gone without a Close (PING failure, replaced, NATS closed)."""
         if self._closed is not None:
             return
-        log.warning("client %s: connection lost: %s", self.client_id, error)
+        # The callback is the report; without one, the log is.
+        log.log(logging.INFO if self._on_lost else logging.WARNING,
+                "client %s: connection lost: %s", self.client_id, error)
         self._shut(error)
         self._spawn(self._after_loss(error))
 
@@ -427,8 +456,7 @@ class Connection:
         self._closed = error
         if self._pinger is not None:
             self._pinger.stop()
-        self._pubs.fail_all(error if isinstance(error, ConnectionClosed) else
-                            ConnectionClosed(detail=str(error)))
+        self._pubs.fail_all(self._closed_error())
         for sub in self._subs.values():
             sub._stop()
 
@@ -458,10 +486,15 @@ class Connection:
 
     def _check_open(self) -> Subjects:
         if self._closed is not None:
-            raise ConnectionClosed() if isinstance(self._closed, ConnectionClosed) else \
-                ConnectionClosed(detail=str(self._closed))
+            raise self._closed_error()
         assert self._subjects is not None
         return self._subjects
+
+    def _closed_error(self) -> ConnectionClosed:
+        """``stan: connection closed``, saying why when the session was lost."""
+        if self._closed is None or isinstance(self._closed, ConnectionClosed):
+            return ConnectionClosed()
+        return ConnectionClosed(detail=str(self._closed))
 
     async def _request(self, subject: str, payload: bytes,
                        timeout_error: Callable[[str], StanError]) -> bytes:

@@ -8,7 +8,8 @@ client knows more (which cluster ID, which subject, how long it waited).
     ├── ServerError                  an ``error`` field of a response, verbatim
     ├── ConnectError                 the session could not be set up
     │   ├── NoServersError           no NATS server reachable (also a TimeoutError)
-    │   └── ConnectRequestTimeout    no STAN answer on the discover subject (TimeoutError)
+    │   ├── ConnectRequestTimeout    no STAN answer on the discover subject (TimeoutError)
+    │   └── ConnectRefused           ConnectResponse.error (also a ServerError)
     ├── RequestTimeout               subscribe/unsubscribe/close request (TimeoutError)
     ├── PublishAckTimeout            no PubAck within pub_ack_wait (TimeoutError)
     ├── ConnectionClosed             the connection was closed (or lost) before
@@ -53,6 +54,10 @@ class ConnectRequestTimeout(ConnectError, TimeoutError):
     """Nothing answered the ConnectRequest: no STAN server with this cluster ID there."""
 
     default_text = texts.CONNECT_REQUEST_TIMEOUT
+
+
+class ConnectRefused(ServerError, ConnectError):
+    """The server answered the ConnectRequest with an error (invalid or duplicate ID)."""
 
 
 class RequestTimeout(StanError, TimeoutError):
@@ -108,6 +113,7 @@ def close_timeout(detail: str) -> RequestTimeout:
 
 __all__ = [
     "StanError", "ServerError", "ConnectError", "NoServersError", "ConnectRequestTimeout",
+    "ConnectRefused",
     "RequestTimeout", "PublishAckTimeout", "ConnectionClosed", "ConnectionLost",
     "InvalidSubscription", "ManualAckInAutoMode", "NotSupportedByServer", "ProtocolError",
     "NatsError", "texts",

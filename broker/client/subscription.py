@@ -158,7 +158,7 @@ class Subscription:
         if self._closed:
             raise InvalidSubscription(detail=f"{self!r} was unsubscribed or closed")
         if self._conn._closed is not None:
-            raise ConnectionClosed()
+            raise self._conn._closed_error()
         payload = Ack(subject=self.channel, sequence=sequence).SerializeToString()
         try:
             await self._conn._nc.publish(self.ack_inbox, payload)
@@ -186,7 +186,7 @@ class Subscription:
         await self._stop_listening()
         conn._forget(self)
         if conn._closed is not None:
-            raise ConnectionClosed()
+            raise conn._closed_error()
         subject = conn._subjects.sub_close if close else conn._subjects.unsub
         if not subject:
             raise NotSupportedByServer(detail="the server sent no subCloseRequests subject")

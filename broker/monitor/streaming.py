@@ -427,6 +427,20 @@ _FAMILIES = (
     ("runnel_streaming_subscription_lag", "gauge",
      "Channel last sequence minus the subscription's last sent sequence.", _SUB_LABELS),
 )
+_RAFT_FAMILIES = (
+    ("runnel_raft_role", "gauge", "1 for this node's current Raft role.", ["role"]),
+    ("runnel_raft_term", "gauge", "The Raft term this node is in.", []),
+    ("runnel_raft_commit_index", "gauge", "The highest log index known committed.", []),
+    ("runnel_raft_applied_index", "gauge", "The highest log index applied here.", []),
+    ("runnel_raft_apply_lag", "gauge", "Committed entries not applied here yet.", []),
+    ("runnel_raft_commit_lag", "gauge", "Entries in the log not committed yet.", []),
+    ("runnel_raft_fsyncs", "counter", "fsync calls on the Raft journal.", []),
+    ("runnel_raft_fsync_seconds", "counter", "Time spent in journal fsyncs (divide by "
+     "runnel_raft_fsyncs_total for the mean latency).", []),
+    ("runnel_raft_peer_connected", "gauge", "1 if this node is connected to the peer.",
+     ["peer"]),
+)
+_FAMILIES = _FAMILIES + _RAFT_FAMILIES
 _BY_NAME = {name: (kind, text, labels) for name, kind, text, labels in _FAMILIES}
 
 
@@ -478,4 +492,26 @@ class StreamingCollector:
                     labels, len(sub.pending))
                 families["runnel_streaming_subscription_lag"].add_metric(
                     labels, max(0, stats.last_seq - sub.last_sent))
-        yield from families.values()
+        raft_names = {name for name, *_ in _RAFT_FAMILIES}
+        cluster = streaming.cluster_info()
+        if cluster is not None:
+            _add_raft_metrics(families, cluster)
+        yield from (family for name, family in families.items()
+                    if cluster is not None or name not in raft_names)
+
+
+def _add_raft_metrics(families: dict, cluster: dict) -> None:
+    for role in ("Leader", "Follower", "Candidate"):
+        families["runnel_raft_role"].add_metric([role], 1 if cluster["role"] == role else 0)
+    families["runnel_raft_term"].add_metric([], cluster["term"])
+    families["runnel_raft_commit_index"].add_metric([], cluster["commit_index"])
+    families["runnel_raft_applied_index"].add_metric([], cluster["applied_index"])
+    families["runnel_raft_apply_lag"].add_metric(
+        [], max(0, cluster["commit_index"] - cluster["applied_index"]))
+    families["runnel_raft_commit_lag"].add_metric(
+        [], max(0, cluster["log_last_index"] - cluster["commit_index"]))
+    families["runnel_raft_fsyncs"].add_metric([], cluster["fsyncs"])
+    families["runnel_raft_fsync_seconds"].add_metric([], cluster["fsync_seconds"])
+    for peer in cluster["peers"]:
+        families["runnel_raft_peer_connected"].add_metric([peer["node_id"]],
+                                                          1 if peer["connected"] else 0)

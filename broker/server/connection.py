@@ -61,6 +61,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.close_reason = ""
         self.pings_out = 0
+        self.first_pong_sent = False  # the PONG that ends the client's handshake
+        self._info_generation = server.info_generation  # of the INFO sent on connect
         self.rtt_s = 0.0  # measured by the first PING this server sends
         self._ping_sent_at = 0.0
         self._first_ping_sent = False
@@ -237,8 +239,11 @@ class ClientConnection(asyncio.Protocol):
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        routes = self.server.routes
         for sub in list(self.subs.values()):
             self.server.router.remove(sub)
+            if routes is not None:
+                routes.local_sub_removed(sub)
         self.subs.clear()
         self._release_producers()
         self.server.forget(self)
@@ -294,6 +299,8 @@ class ClientConnection(asyncio.Protocol):
             sub = Subscription(self, event.subject, event.queue, event.sid)
             self.subs[event.sid] = sub
             self.server.router.insert(sub)
+            if self.server.routes is not None:  # other nodes learn this interest
+                self.server.routes.local_sub_added(sub)
         if self.verbose:
             self.send(writer.OK)
 
@@ -310,9 +317,17 @@ class ClientConnection(asyncio.Protocol):
     def _remove_sub(self, sub: Subscription) -> None:
         if self.subs.pop(sub.sid, None) is sub:
             self.server.router.remove(sub)
+            if self.server.routes is not None:
+                self.server.routes.local_sub_removed(sub)
 
     def _on_ping(self, event: Ping) -> None:
         self.send(writer.PONG)
+        if not self.first_pong_sent and self.connected:
+            self.first_pong_sent = True
+            # the cluster changed during the handshake: the INFO it missed (nats-server
+            # sends it after this first PONG, where nats clients expect no INFO before)
+            if self.protocol >= 1 and self._info_generation != self.server.info_generation:
+                self.send(self.server.info_for(self))
 
     def _on_pong(self, event: Pong) -> None:
         self.pings_out = 0

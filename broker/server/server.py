@@ -95,6 +95,8 @@ class NatsServer:
         self._dirty: list[ClientConnection] = []
         self._flush_scheduled = False
         self._info_template: dict = {}
+        self.routes = None  # a routes.RouteManager when this node is in a NATS cluster
+        self.info_generation = 0  # bumped whenever INFO changes (connect_urls)
 
     # -- life cycle --
 
@@ -156,7 +158,23 @@ class NatsServer:
 
     def connect_urls(self) -> list[str]:
         own = [] if self.host in ("0.0.0.0", "::", "") else [f"{self.host}:{self.port}"]
-        return own + [url for url in self.extra_connect_urls if url not in own]
+        urls = own + [url for url in self.extra_connect_urls if url not in own]
+        if self.routes is not None:  # every linked node's client URL(s)
+            urls += [url for url in self.routes.client_urls() if url not in urls]
+        return urls
+
+    def refresh_info(self) -> None:
+        """Rebuild INFO (connect_urls changed) and send it to every client that
+        announced protocol 1 (async INFO, reference §1.2)."""
+        if not self._info_template:
+            return  # not started yet: start() builds it
+        self._info_template = self._build_info()
+        self.info_generation += 1
+        # as nats-server: only to clients past their first PONG; a client still in
+        # its handshake gets the new INFO right after that PONG (connection.py)
+        for conn in list(self.connections.values()):
+            if conn.first_pong_sent and conn.protocol >= 1 and not conn.closed:
+                conn.send(self.info_for(conn))
 
     def _build_info(self) -> dict:
         info = {
@@ -176,8 +194,13 @@ class NatsServer:
 
     def publish(self, origin: ClientConnection | None, subject: bytes, reply: bytes | None,
                 headers: bytes | None, payload: bytes) -> None:
-        """Deliver one message to every plain subscription and one member per queue group."""
+        """Deliver one message to every plain subscription and one member per queue group.
+
+        ``origin`` None is an internal client of this node: its messages are never
+        forwarded to other nodes (they are addressed to this node's clients)."""
         plain, groups = self.router.match(subject)
+        if origin is None and self.routes is not None:
+            plain, groups = self.routes.local_only(subject, plain, groups)
         if not plain and not groups:
             if reply and origin is not None and origin.no_responders:
                 self._no_responders(origin, reply)
@@ -195,7 +218,10 @@ class NatsServer:
                 origin.stall(conn)
 
     def has_subscribers(self, subject: bytes) -> bool:
+        """Whether an internal publish on ``subject`` reaches anyone (on this node)."""
         plain, groups = self.router.match(subject)
+        if self.routes is not None:
+            plain, groups = self.routes.local_only(subject, plain, groups)
         return bool(plain or groups)
 
     def _no_responders(self, origin: ClientConnection, reply: bytes) -> None:
