@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Iterable
 from aiohttp import web
 
 from .connz import build_connz
+from .formats import rfc3339, to_ns
 from .metrics import ServerCollector, render
 from .provider import Endpoint, Provider, Reply
 from .subsz import build_subsz
@@ -28,6 +29,7 @@ class CoreProvider(Provider):
                      "Subscriptions"),
             Endpoint("/subscriptionsz",
                      lambda request: build_subsz(monitor, request.query, time.time())),
+            Endpoint("/routez", lambda request: routez(monitor, time.time()), "Routes"),
             Endpoint("/healthz", lambda request: healthz(monitor), "Health"),
             Endpoint("/metrics", lambda request: metrics(monitor, request), "Metrics"),
         )
@@ -55,3 +57,11 @@ def healthz(monitor: Monitor) -> Reply:
 def metrics(monitor: Monitor, request: web.Request) -> web.Response:
     body, content_type = render(monitor.registry, request.headers.get("Accept"))
     return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+def routez(monitor: Monitor, now_s: float) -> dict:
+    """The route links of this node (nats-server's /routez, in Runnel's terms)."""
+    server = monitor.server
+    routes = server.routes.peers() if server.routes is not None else []
+    return {"server_id": server.server_id, "now": rfc3339(to_ns(now_s)),
+            "num_routes": len(routes), "routes": routes}

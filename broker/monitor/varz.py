@@ -89,7 +89,7 @@ def _counters(server) -> dict:
     return {
         "connections": len(server.connections),
         "total_connections": server.total_connections,
-        "routes": 0,
+        "routes": len(server.routes.links) if server.routes is not None else 0,
         "remotes": 0,
         "leafnodes": 0,
         "in_msgs": totals["in_msgs"],
