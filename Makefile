@@ -47,6 +47,8 @@ test: $(STAMP) judges
 bench: $(STAMP)
 	$(PY) -m tests.bench.core_bench
 	$(PY) -m tests.bench.stan_bench
+	$(PY) -m tests.bench.cluster_bench
+	$(PY) -m tests.bench.tool_bench
 
 clean:
 	rm -rf $(VENV) .venv-stanpy build $(JS_DIR)/node_modules .pytest_cache .hypothesis

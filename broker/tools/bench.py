@@ -110,6 +110,9 @@ def main(argv: list[str]) -> int:
         return bench.report(status)
     except KeyboardInterrupt:        # Ctrl-C while drawing the plot
         return 130
+    except BrokenPipeError:          # `runnel bench --json | head`
+        sys.stdout = None            # nothing more to flush at exit
+        return 1
 
 
 def parse_options(argv: list[str]) -> dict[str, Any]:
@@ -149,6 +152,7 @@ class Bench:
         self.conns: list[Connection] = []
         self.t0 = 0                      # monotonic ns at the start of publishing
         self.interrupted = False
+        self.closing = False
         self.complete = False
         self.notes: list[str] = []
         self.event_loop = "asyncio"
@@ -175,6 +179,7 @@ class Bench:
             stopping.cancel()
             await asyncio.gather(work, ticker, stopping, return_exceptions=True)
         status = 130 if self.interrupted else work.result()
+        self.closing = True
         self.progress.status("closing the connections...")
         await self._close_all()
         self.progress.clear()
@@ -192,6 +197,9 @@ class Bench:
             self.notes.append(f"runnel bench: {errors.exceptions[0]}")
         if self.notes:
             return 1
+        if self.subs and self.o["msg_size"] < STAMP.size:
+            self.notes.append(f"deliver latency not measured: -ms below {STAMP.size} leaves no "
+                              "room for the send time")
         self.t0 = time.monotonic_ns()
         publish = self._publish_async if self.o["async"] else self._publish_sync
         await asyncio.gather(*(publish(task.result(), stats)
@@ -258,6 +266,8 @@ class Bench:
         def on_ack(sent_ns: int, guid: str, error: StanError | None) -> None:
             now = time.monotonic_ns()
             if error is not None:
+                if self.closing:        # interrupted: the close fails what is in flight
+                    return
                 stats.fail(error)
             else:
                 stats.acked += 1
@@ -332,7 +342,8 @@ class Bench:
 
     def report(self, status: int) -> int:
         if status == 130:
-            self.notes.append("interrupted: partial results")
+            self.notes.append("interrupted: partial results" if self.t0 else
+                              "interrupted before publishing: nothing measured")
         if not self.t0:                  # never got to publish: nothing measured
             for note in self.notes:
                 print(note, file=sys.stderr)

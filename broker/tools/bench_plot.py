@@ -23,6 +23,7 @@ def plot(path: str, res: dict[str, Any], pub_lat: array, sub_lat: array, pub_at:
     per second over the run on the right."""
     import numpy as np
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     cfg = res["config"]
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
@@ -46,6 +47,8 @@ def plot(path: str, res: dict[str, Any], pub_lat: array, sub_lat: array, pub_at:
                       color=color, label=f"{name} (p50 {p50:.2f}, p99 {p99:.2f} ms)")
             left.axvline(p99, color=color, linestyle="--", linewidth=1)
         left.set_xscale("log")
+        left.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        left.xaxis.set_minor_formatter(NullFormatter())
         left.legend(loc="upper right", fontsize="small")
     else:
         left.text(0.5, 0.5, "no latency measured", ha="center", va="center",
@@ -69,7 +72,7 @@ def _throughput(ax, np, series: Sequence[tuple[str, array, str]]) -> None:
         ax.text(0.5, 0.5, "no messages", ha="center", va="center", transform=ax.transAxes)
         return
     end = max(float(t.max()) for _, t, _ in times)
-    width = max(end / 100, 0.01)            # about 100 bins, at least 10 ms each
+    width = max(end / 50, 0.05)             # about 50 bins, at least 50 ms each
     edges = np.arange(0.0, end + width, width)
     for name, values, color in times:
         counts, _ = np.histogram(values, bins=edges)
@@ -77,4 +80,4 @@ def _throughput(ax, np, series: Sequence[tuple[str, array, str]]) -> None:
     ax.set_xlim(0, edges[-1])
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower center", fontsize="small")
+    ax.legend(loc="best", fontsize="small")

@@ -174,7 +174,11 @@ def table(res: dict[str, Any]) -> str:
     lines.append("publish latency: publish call -> PubAck; deliver latency: publish call -> "
                  "subscriber callback")
     lines.append("seconds: from the start of publishing to the last PubAck / delivery")
-    if dlv["clients"]:
+    if dlv["clients"] and res["interrupted"]:   # a message in flight may be delivered
+        lines.append(f"delivered {dlv['msgs']:,} ({pub['msgs']:,} PubAcks received x "
+                     f"{dlv['clients']} subscriber(s) before the interruption), "
+                     f"{dlv['redelivered']:,} redelivered")
+    elif dlv["clients"]:
         lines.append(f"delivered {dlv['msgs']:,} of {dlv['expected']:,} expected "
                      f"({pub['msgs']:,} stored x {dlv['clients']} subscriber(s)), "
                      f"{dlv['redelivered']:,} redelivered")
@@ -205,10 +209,10 @@ class Progress:
             self._rate = instant if self._rate == 0 else 0.5 * self._rate + 0.5 * instant
         self._last = (elapsed_s, done)
         fraction = done / total if total else 1.0
-        bar = "#" * int(fraction * 24)
-        text = (f"[{bar:.<24}] {fraction:4.0%}  published {acked:,}/{planned:,}"
-                + (f"  delivered {delivered:,}/{expected:,}" if expected else "")
-                + f"  {self._rate:,.0f} msgs/s  {elapsed_s:.1f}s")
+        bar = "#" * int(fraction * 20)
+        text = (f"[{bar:.<20}] {fraction:4.0%}  {elapsed_s:.1f}s  {self._rate:,.0f} msgs/s  "
+                f"acked {acked:,}/{planned:,}"
+                + (f"  delivered {delivered:,}/{expected:,}" if expected else ""))
         self._write(text)
 
     def clear(self) -> None:
