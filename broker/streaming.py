@@ -6,6 +6,7 @@ Raft files in a temporary directory removed at stop.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -22,6 +23,8 @@ from .state import ChannelLimits, LimitsResolver, StateMachine
 from .state import records
 
 log = logging.getLogger("runnel")
+
+META_MEMBERS = "cluster_members"  # the member list this node's cluster was created with
 
 
 class StartupError(RuntimeError):
@@ -48,6 +51,8 @@ class Streaming:
         self._temp_dir: str | None = None
         self.store = self._open_store()
         self._check_cluster_id()
+        if options.clustered:
+            self._check_membership()
         self.machine = StateMachine(self.store, limits_resolver(options))
         self.replicator = Replicator(self.machine, self._raft_config())
         self.service = StanService(server, self.machine, self.replicator, self._settings())
@@ -71,6 +76,21 @@ class Streaming:
         elif stored.decode() != cluster_id:
             raise StartupError(f'cluster ID "{cluster_id}" does not match recovered value '
                                f'of "{stored.decode()}"')
+
+    def _check_membership(self) -> None:
+        """The member list is fixed: a node restarted with another list than the one it
+        was created with (a moved peer, an extra member) would count a different
+        majority than the others. Refuse it rather than diverge."""
+        given = json.dumps(parse_peers(self.options.cluster_peers), sort_keys=True)
+        with self.store.read() as txn:
+            stored = txn.get_meta(META_MEMBERS)
+        if stored is None:
+            with self.store.write() as txn:
+                txn.put_meta(META_MEMBERS, given.encode())
+        elif stored.decode() != given:
+            raise StartupError(f"--cluster_peers {given} does not match the cluster this node "
+                               f"belongs to, {stored.decode()} (members are fixed; to move a "
+                               f"node, wipe its data and let it rejoin)")
 
     def _raft_config(self) -> RaftConfig:
         options = self.options
@@ -97,8 +117,13 @@ class Streaming:
                                f"@host:port (got {','.join(options.cluster_peers) or 'none'})")
         others = tuple(address for name, address in sorted(members.items()) if name != node_id)
         data_dir = options.cluster_log_path or os.path.join(options.store_dir, "raft")
-        return RaftConfig(self_address=members[node_id], data_dir=data_dir, peers=others,
-                          sync=options.cluster_sync, bind_address=_bind_address(members[node_id]))
+        config = RaftConfig(self_address=members[node_id], data_dir=data_dir, peers=others,
+                            sync=options.cluster_sync, bind_address=_bind_address(members[node_id]))
+        try:
+            config.validate()
+        except ValueError as exc:
+            raise StartupError(f"bad cluster configuration: {exc}") from exc
+        return config
 
     def _settings(self) -> StanSettings:
         options = self.options
@@ -151,6 +176,8 @@ def parse_peers(entries: list[str]) -> dict[str, str]:
             raise StartupError(f"bad --cluster_peers entry {entry!r}: expected id@host:port")
         if node_id in members:
             raise StartupError(f"duplicate node ID {node_id!r} in --cluster_peers")
+        if address in members.values():
+            raise StartupError(f"--cluster_peers gives two members the Raft address {address}")
         members[node_id] = address
     return members
 

@@ -42,6 +42,26 @@ class ApplyContext:
         self.dirty_subs[sub.sub_id] = sub
 
 
+class Result:
+    """An entry's result, final once its batch is committed (see `apply_in_batch`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object = None):
+        self.value = value
+
+
+@dataclass
+class _Batch:
+    """The entries of one Raft tick, applied in one store transaction."""
+
+    writing: object          # the store's write() context manager, entered
+    txn: WriteTxn
+    entries: list = field(default_factory=list)   # (index, command, Result)
+    effects: list = field(default_factory=list)   # (index, effects)
+    broken: bool = False     # a StoreFullError abandoned the transaction
+
+
 class StateMachine:
     """Clients, channels and subscriptions of a node, kept in a store."""
 
@@ -58,6 +78,7 @@ class StateMachine:
         self.next_sub_id = 1
         self.assign_counter = 0
         self.last_applied = 0
+        self._batch: _Batch | None = None
         self.load()
 
     # -- loading --
@@ -138,6 +159,70 @@ class StateMachine:
             self.effect_sink(index, ctx.effects)
         return result
 
+    # -- apply, a Raft tick at a time --
+
+    def apply_in_batch(self, index: int, command: bytes) -> Result:
+        """Apply an entry into the current batch's transaction (opened on first use).
+
+        Raft applies committed entries in bursts (one per tick); committing them in one
+        transaction costs one store commit instead of one per entry, which keeps the
+        tick thread's heartbeats on time under bursts of small commands. The entry's
+        index is recorded in the same transaction, so replay stays idempotent. The
+        result is final only after `end_batch`.
+        """
+        result = Result()
+        if index <= self.last_applied:
+            return result
+        op, body = envelope.decode(command)
+        batch = self._batch
+        if batch is None:
+            writing = self.store.write()
+            batch = self._batch = _Batch(writing, writing.__enter__())
+        batch.entries.append((index, command, result))
+        if batch.broken:
+            return result  # applied one by one by end_batch
+        try:
+            ctx = ApplyContext(batch.txn)
+            result.value = _HANDLERS[op](self, ctx, body)
+            self._persist(ctx)
+            batch.txn.set_last_applied_index(index)
+        except StoreFullError:
+            batch.broken = True
+            return result
+        self.last_applied = index
+        if ctx.effects:
+            batch.effects.append((index, ctx.effects))
+        return result
+
+    def end_batch(self) -> list:
+        """Commit the batch; return its ``(index, effects)`` in log order. If there was
+        no room, the batch's entries are applied again one entry per transaction, so
+        each one that does not fit is skipped alone (see `_abandon`)."""
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return []
+        if not batch.broken:
+            try:
+                batch.writing.__exit__(None, None, None)
+                return batch.effects
+            except StoreFullError:
+                pass
+        else:
+            _abort(batch.writing)
+        self.load()
+        return self._apply_one_by_one(batch.entries)
+
+    def _apply_one_by_one(self, entries: list) -> list:
+        released: list = []
+        sink = self.effect_sink
+        self.effect_sink = lambda index, effects: released.append((index, effects))
+        try:
+            for index, command, result in entries:
+                result.value = self.apply(index, command)
+        finally:
+            self.effect_sink = sink
+        return released
+
     def _persist(self, ctx: ApplyContext) -> None:
         txn = ctx.txn
         for sub in ctx.dirty_subs.values():
@@ -209,6 +294,14 @@ class StateMachine:
     def sync_stats(self, ctx: ApplyContext, channel: Channel) -> None:
         stats = ctx.txn.channel_stats(channel.channel_id)
         channel.set_stats(stats.first_seq, stats.last_seq, stats.msgs, stats.bytes)
+
+
+def _abort(writing) -> None:
+    """Leave a write() block with an error: the store abandons the transaction."""
+    try:
+        writing.__exit__(StoreFullError, StoreFullError("abandoned", "map"), None)
+    except StoreFullError:
+        pass
 
 
 def _meta_int(txn: ReadTxn, key: str, default: int) -> int:

@@ -47,10 +47,10 @@ class Replicator:
         self._handled_index = 0
         self._waiters: list[tuple[int, asyncio.Future]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._applied_effects: list | None = None
-        machine.effect_sink = self._collect_effects
+        self._batch_last = 0
         self.raft = RaftNode(raft_config, self._apply, take_snapshot=self._take_snapshot,
-                             restore_snapshot=self._restore_snapshot)
+                             restore_snapshot=self._restore_snapshot,
+                             on_apply_batch_end=self._end_batch)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -74,19 +74,23 @@ class Replicator:
             future = self._loop.create_future()
             self._waiters.append((index, future))
             await future
-        return result
+        return result.value
 
     # -- apply thread --
 
     def _apply(self, index: int, command: bytes):
-        self._applied_effects = None
-        result = self.machine.apply(index, command)
-        self._queue.append((index, self._applied_effects or ()))
-        self._wake_loop()
-        return index, result
+        self._batch_last = index
+        return index, self.machine.apply_in_batch(index, command)
 
-    def _collect_effects(self, index: int, effects: list) -> None:
-        self._applied_effects = effects
+    def _end_batch(self, last_index: int = 0) -> None:
+        """Raft finished a tick's applies: commit them, then let their effects (and,
+        right after this, their results) go to the loop."""
+        released = self.machine.end_batch()
+        self._queue.extend(released)
+        if self._batch_last:
+            self._queue.append((self._batch_last, ()))  # entries without effects count too
+            self._batch_last = 0
+        self._wake_loop()
 
     def _wake_loop(self) -> None:
         if not self._drain_scheduled:
@@ -122,10 +126,12 @@ class Replicator:
     # -- snapshots (raft threads) --
 
     def _take_snapshot(self, index: int):
+        self._end_batch()  # the snapshot must hold every entry up to index
         store = self.machine.store
         return lambda fileobj: store.snapshot_to(fileobj)
 
     def _restore_snapshot(self, reader: SnapshotReader) -> None:
+        self._end_batch()
         if reader.index <= self.machine.last_applied:
             return  # our own store already holds at least this state
         directory = tempfile.mkdtemp(prefix="runnel-restore-")
