@@ -17,6 +17,8 @@ PYTEST_ARGS ?=
 
 include tests/judges.mk
 include deploy/deploy.mk
+include deploy/cluster.mk
+include chaos/chaos.mk
 
 help:
 	@echo "make run    - one Runnel node on 127.0.0.1:$(PORT) (monitoring :$(HTTP_PORT)), data under $(DATA_DIR)"
@@ -41,7 +43,7 @@ run: $(STAMP)
 	mkdir -p $(DATA_DIR)
 	$(VENV)/bin/runnel serve -a 127.0.0.1 -p $(PORT) -m $(HTTP_PORT) -st file -dir $(DATA_DIR)
 
-test: $(STAMP) judges
+test: $(STAMP) judges chaos-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
