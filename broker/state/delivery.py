@@ -31,6 +31,7 @@ def pump(sm: StateMachine, ctx: ApplyContext, channel: Channel) -> None:
 
 
 def _pump_plain(ctx: ApplyContext, channel: Channel, sub: Sub) -> None:
+    drain_backlog(ctx, channel, sub)
     start = max(sub.last_sent + 1, channel.first_available())
     end = min(channel.last_seq, start + sub.max_inflight - len(sub.pending) - 1)
     if end < start:
@@ -45,6 +46,8 @@ def _pump_plain(ctx: ApplyContext, channel: Channel, sub: Sub) -> None:
 def _pump_group(sm: StateMachine, ctx: ApplyContext, channel: Channel, group: Group) -> None:
     if not group.members:
         return
+    for member in group.members:
+        drain_backlog(ctx, channel, member)
     seq = start = max(group.last_sent + 1, channel.first_available())
     chosen: dict[int, list[int]] = {}
     while seq <= channel.last_seq:
@@ -91,16 +94,37 @@ def records_for(ctx: ApplyContext, channel: Channel, seqs) -> tuple:
     return tuple(out)
 
 
+def drain_backlog(ctx: ApplyContext, channel: Channel, sub: Sub) -> None:
+    """Send what the subscription is owed, as far as MaxInflight allows."""
+    room = sub.max_inflight - len(sub.pending)
+    if not sub.backlog or room <= 0:
+        return
+    seqs = sub.backlog[:room]
+    del sub.backlog[:room]
+    sub.pending.update(dict.fromkeys(seqs))
+    ctx.touch(sub)
+    ctx.effects.append(MsgsDelivered(sub.sub_id, records_for(ctx, channel, seqs), True))
+
+
+def owe(sub: Sub, seqs) -> None:
+    """Add sequences to what the subscription is owed (kept sorted, no repeats)."""
+    sub.backlog = sorted(set(sub.backlog).union(seqs))
+
+
 def hand_over(ctx: ApplyContext, channel: Channel, seqs: list[int], members: list[Sub]) -> None:
-    """A leaving queue member's pending messages go round-robin to the others, now,
-    marked redelivered (they ignore MaxInflight, as redeliveries do)."""
+    """A leaving queue member's unacked messages go round-robin to the others, marked
+    redelivered: at once where a member has room under its MaxInflight, otherwise
+    into that member's backlog (MaxInflight holds on every path)."""
     if not members or not seqs:
         return
     given: dict[int, list[int]] = {}
     for index, seq in enumerate(sorted(seqs)):
         member = members[index % len(members)]
-        member.pending[seq] = None
-        given.setdefault(member.sub_id, []).append(seq)
+        if len(member.pending) < member.max_inflight:
+            member.pending[seq] = None
+            given.setdefault(member.sub_id, []).append(seq)
+        else:
+            owe(member, (seq,))
         ctx.touch(member)
     for sub_id in sorted(given):
         ctx.effects.append(MsgsDelivered(sub_id, records_for(ctx, channel, given[sub_id]), True))
@@ -111,6 +135,9 @@ def drop_below_first(sm: StateMachine, ctx: ApplyContext, channel: Channel) -> N
     first = channel.first_available()
     for sub_id in sorted(channel.subs):
         sub = channel.subs[sub_id]
+        if sub.backlog and sub.backlog[0] < first:
+            sub.backlog = [seq for seq in sub.backlog if seq >= first]
+            ctx.touch(sub)
         gone = [seq for seq in sub.pending if seq < first]
         if gone:
             for seq in gone:

@@ -33,12 +33,13 @@ class Sub:
 
     __slots__ = ("sub_id", "channel", "client_id", "queue", "inbox", "ack_inbox",
                  "max_inflight", "ack_wait_s", "durable_name", "last_sent", "is_durable",
-                 "offline", "pending", "last_assign")
+                 "offline", "pending", "last_assign", "backlog")
 
     def __init__(self, sub_id: int, channel: str, client_id: str, queue: str, inbox: str,
                  ack_inbox: str, max_inflight: int, ack_wait_s: int, durable_name: str,
                  last_sent: int, is_durable: bool, offline: bool = False,
-                 pending: dict[int, None] | None = None, last_assign: int = 0):
+                 pending: dict[int, None] | None = None, last_assign: int = 0,
+                 backlog: list[int] | None = None):
         self.sub_id = sub_id
         self.channel = channel
         self.client_id = client_id
@@ -53,6 +54,10 @@ class Sub:
         self.offline = offline          # offline durable, or durable queue shadow
         self.pending: dict[int, None] = pending if pending is not None else {}
         self.last_assign = last_assign  # tie-breaker for queue member choice
+        # Sequences owed to this subscription but not sent: they were pending when it
+        # resumed (or were handed over from a leaving queue member) beyond its
+        # MaxInflight. They go out, marked redelivered, as room frees, before new ones.
+        self.backlog: list[int] = backlog if backlog is not None else []
 
     @property
     def stalled(self) -> bool:

@@ -70,11 +70,14 @@ def channel_from_record(record: bytes) -> tuple[int, int]:
 def sub_record(sub: Sub) -> bytes:
     return pack([sub.client_id, sub.queue, sub.inbox, sub.ack_inbox, sub.max_inflight,
                  sub.ack_wait_s, sub.durable_name, sub.last_sent, sub.is_durable, sub.offline,
-                 sorted(sub.pending), sub.last_assign])
+                 sorted(sub.pending), sub.last_assign] + ([sub.backlog] if sub.backlog else []))
 
 
 def sub_from_record(sub_id: int, channel: str, record: bytes) -> Sub:
+    fields = unpack(record)
     (client_id, queue, inbox, ack_inbox, max_inflight, ack_wait_s, durable_name, last_sent,
-     is_durable, offline, pending, last_assign) = unpack(record)
+     is_durable, offline, pending, last_assign) = fields[:12]
+    backlog = list(fields[12]) if len(fields) > 12 else []  # absent when empty
     return Sub(sub_id, channel, client_id, queue, inbox, ack_inbox, max_inflight, ack_wait_s,
-               durable_name, last_sent, is_durable, offline, dict.fromkeys(pending), last_assign)
+               durable_name, last_sent, is_durable, offline, dict.fromkeys(pending), last_assign,
+               backlog)

@@ -71,8 +71,13 @@ def _resume_durable(sm: StateMachine, ctx: ApplyContext, client: Client, channel
     sub.inbox, sub.ack_inbox = body["inbox"], body["ack"]
     sub.max_inflight, sub.ack_wait_s = body["mif"], body["aw"]
     sub.offline = False
+    pending = sorted(sub.pending)
+    if len(pending) > sub.max_inflight:  # resend what fits; the rest is owed
+        delivery.owe(sub, pending[sub.max_inflight:])
+        pending = pending[:sub.max_inflight]
+        sub.pending = dict.fromkeys(pending)
     del channel.subs[sub.sub_id]  # re-indexed as online below
-    _open(sm, ctx, client, channel, sub, resend=sorted(sub.pending))
+    _open(sm, ctx, client, channel, sub, resend=pending)
     return None
 
 
@@ -165,7 +170,7 @@ def _leave_group(sm: StateMachine, ctx: ApplyContext, channel: Channel, sub: Sub
     group = channel.groups[sub.queue]
     group.members.remove(sub)
     if group.members:
-        delivery.hand_over(ctx, channel, list(sub.pending), group.members)
+        delivery.hand_over(ctx, channel, list(sub.pending) + sub.backlog, group.members)
         _delete(sm, ctx, channel, sub)
     elif group.durable and not unsubscribe:
         sub.offline = True
@@ -210,5 +215,10 @@ def _ack(ctx: ApplyContext, channel: Channel, sub: Sub, seqs: list[int]) -> None
             del holder.pending[seq]
             acked.setdefault(holder.sub_id, []).append(seq)
             ctx.touch(holder)
+            continue
+        owed = next((member for member in members if seq in member.backlog), None)
+        if owed is not None:  # acked before it was sent again: nothing is owed any more
+            owed.backlog.remove(seq)
+            ctx.touch(owed)
     for sub_id in sorted(acked):
         ctx.effects.append(MsgsAcked(sub_id, tuple(acked[sub_id])))

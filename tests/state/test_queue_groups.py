@@ -107,16 +107,35 @@ def test_member_leaving_by_client_close_hands_pending(h):
     assert h.pending("foo", "ack.b") == [1, 2, 3]
 
 
-def test_handed_over_messages_ignore_max_inflight(h):
+def test_handed_over_messages_respect_max_inflight(h):
+    """ARCHITECTURE §4: MaxInflight holds on every path. A leaving member's unacked
+    messages go to the others only as far as their MaxInflight allows; the rest is
+    owed (backlog) and sent, marked redelivered, before new messages as room frees.
+    (nats-streaming-server forces them past MaxInflight; Runnel does not.)"""
     h.connect("c1")
     h.subscribe("c1", "foo", "a", q="g", mif=2)
     h.subscribe("c1", "foo", "b", q="g", mif=2)
     h.publish("c1", "foo", *[b"x"] * 6)
-    a = h.unsubscribe("c1", "foo", "ack.a")
-    assert h.pending("foo", "ack.b") == [1, 2, 3, 4]
-    # b is over its MaxInflight: nothing new until it is below again
-    assert seqs_of(h.ack("ack.b", "foo", [1, 2])) == []
-    assert seqs_of(h.ack("ack.b", "foo", [3])) == [5]
+    assert h.pending("foo", "ack.a") == [1, 3] and h.pending("foo", "ack.b") == [2, 4]
+    h.unsubscribe("c1", "foo", "ack.a")
+    assert h.pending("foo", "ack.b") == [2, 4]          # b is full: a's 1 and 3 are owed
+    assert h.sub("foo", "ack.b").backlog == [1, 3]
+    assert seqs_of(h.ack("ack.b", "foo", [2])) == [1]     # room for one: what is owed first
+    assert seqs_of(h.ack("ack.b", "foo", [4])) == [3]
+    assert seqs_of(h.ack("ack.b", "foo", [1, 3])) == [5, 6]
+
+
+def test_a_resumed_durable_gets_its_pending_within_max_inflight(h):
+    h.connect("c1")
+    h.publish("c1", "foo", *[b"x"] * 5)
+    h.subscribe("c1", "foo", "d", dur="dd", sp=First, mif=5)
+    h.unsubscribe("c1", "foo", "ack.d", close=True)           # offline with 1..5 pending
+    resumed = h.subscribe("c1", "foo", "d2", dur="dd", sp=First, mif=2)
+    assert seqs_of(resumed) == [1, 2]                          # resent: as many as fit
+    assert h.sub("foo", "ack.d2").backlog == [3, 4, 5]
+    assert seqs_of(h.ack("ack.d2", "foo", [1, 2])) == [3, 4]
+    assert seqs_of(h.ack("ack.d2", "foo", [3, 4, 5])) == []   # 5 acked before it was resent
+    assert h.sub("foo", "ack.d2").backlog == [] and h.pending("foo", "ack.d2") == []
 
 
 def test_last_member_of_non_durable_group_leaves_group_gone(h):
