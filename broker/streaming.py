@@ -50,6 +50,7 @@ class Streaming:
         self.options = options
         self._temp_dir: str | None = None
         self.store = self._open_store()
+        self._check_integrity()
         self._check_cluster_id()
         if options.clustered:
             self._check_membership()
@@ -65,6 +66,19 @@ class Streaming:
             return LmdbStore(path, sync=options.file_sync)
         log.info("STREAM: Message store is MEMORY")
         return MemoryStore()
+
+    def _check_integrity(self) -> None:
+        """A node never serves (nor votes with) data it cannot verify (ARCHITECTURE §3):
+        every stored message is checked against its checksum at start (one scan)."""
+        if self.options.store_type != "FILE":
+            return
+        damaged = records.damaged_messages(self.store)
+        if damaged:
+            self.store.close()
+            where = ", ".join(f"{channel} seq {seq}" for channel, seq in damaged)
+            raise StartupError(f"the store under {self.options.store_dir} is corrupt "
+                               f"(checksum mismatch: {where}); wipe it and let the node "
+                               f"rejoin its cluster, or restore a backup")
 
     def _check_cluster_id(self) -> None:
         cluster_id = self.options.cluster_id

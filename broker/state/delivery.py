@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from storage import StoreCorruptError
+
 from ..protocol.stan import First, LastReceived, NewOnly, SequenceStart, TimeDeltaStart
 from . import records
 from .effects import MsgsAcked, MsgsDelivered
@@ -89,6 +91,9 @@ def records_for(ctx: ApplyContext, channel: Channel, seqs) -> tuple:
         record = new.get((channel.name, seq))
         if record is None:
             record = ctx.txn.get_message(channel.channel_id, seq)
+            if record is not None and not records.record_intact(record):
+                raise StoreCorruptError(f"channel {channel.name!r} seq {seq}: the stored "
+                                        f"message fails its checksum")
         if record is not None:
             out.append((seq, record))
     return tuple(out)

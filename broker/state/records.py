@@ -7,6 +7,8 @@ a redelivery appends the `redelivered` and `redeliveryCount` fields to them
 """
 from __future__ import annotations
 
+import zlib
+
 import msgpack
 
 from ..protocol.stan import MsgProto
@@ -26,8 +28,27 @@ def unpack(data: bytes) -> object:
 
 
 def message_record(seq: int, channel: str, reply: str, data: bytes, timestamp: int) -> bytes:
-    return MsgProto(sequence=seq, subject=channel, reply=reply, data=data,
+    """The MsgProto, with its CRC32 field (10, unused by clients) holding a checksum of
+    the bytes before it, so that a record damaged on disk is found (`record_intact`)."""
+    body = MsgProto(sequence=seq, subject=channel, reply=reply, data=data,
                     timestamp=timestamp).SerializeToString()
+    return body + b"\x50" + _varint(zlib.crc32(body))
+
+
+def record_intact(record: bytes) -> bool:
+    """Whether a stored message record still matches its checksum (the last field)."""
+    for size in range(1, 6):  # a uint32 varint takes 1 to 5 bytes
+        if len(record) <= size or record[-size - 1] != 0x50:
+            continue
+        tail = record[-size:]
+        if tail[-1] & 0x80 or any(not byte & 0x80 for byte in tail[:-1]):
+            continue
+        value = 0
+        for shift, byte in enumerate(tail):
+            value |= (byte & 0x7F) << (7 * shift)
+        if value == zlib.crc32(record[:-size - 1]):
+            return True
+    return False
 
 
 def message_timestamp(record: bytes) -> int:
@@ -81,3 +102,20 @@ def sub_from_record(sub_id: int, channel: str, record: bytes) -> Sub:
     return Sub(sub_id, channel, client_id, queue, inbox, ack_inbox, max_inflight, ack_wait_s,
                durable_name, last_sent, is_durable, offline, dict.fromkeys(pending), last_assign,
                backlog)
+
+
+def damaged_messages(store, limit: int = 10) -> list[tuple[str, int]]:
+    """``(channel, seq)`` of stored messages that fail their checksum (a full scan)."""
+    found: list[tuple[str, int]] = []
+    with store.read() as txn:
+        channels = [(stored.name, stored.channel_id, stored.stats.first_seq)
+                    for stored in txn.list_channels()]
+    for name, channel_id, seq in channels:
+        while len(found) < limit:
+            with store.read() as txn:  # short transactions: chunks of a channel
+                chunk = txn.read_messages(channel_id, seq, 4096)
+            if not chunk:
+                break
+            found += [(name, number) for number, record in chunk if not record_intact(record)]
+            seq = chunk[-1][0] + 1
+    return found[:limit]

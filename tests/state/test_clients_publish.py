@@ -2,6 +2,8 @@
 §2.5, §2.13, §2.17, §3.2), on a MemoryStore and an LmdbStore."""
 from __future__ import annotations
 
+import zlib
+
 from broker.protocol.stan import First, MsgProto, errors
 from broker.state import effects as fx
 from tests.state.statekit import NS, T0, limits, seqs_of, store_dump
@@ -97,7 +99,10 @@ def test_publish_record_is_the_msgproto(h):
     h.connect("c1")
     h.publish("c1", "foo", b"hello", reply="r.1", now=T0 + 5)
     [(seq, msg)] = _stored(h, "foo")
-    assert msg == MsgProto(sequence=1, subject="foo", reply="r.1", data=b"hello", timestamp=T0 + 5)
+    body = MsgProto(sequence=1, subject="foo", reply="r.1", data=b"hello", timestamp=T0 + 5)
+    assert msg.CRC32 == zlib.crc32(body.SerializeToString())  # the record's checksum
+    msg.ClearField("CRC32")
+    assert msg == body
 
 
 def test_timestamps_never_decrease(h):
@@ -163,10 +168,10 @@ def test_max_msgs_drops_oldest_keeps_newest(make_harness):
 def test_max_bytes_drops_oldest_keeps_newest_even_if_too_big(make_harness):
     h = make_harness(limits(max_bytes=100))
     h.connect("c1")
-    h.publish("c1", "foo", b"a" * 30, b"b" * 30)
+    h.publish("c1", "foo", b"a" * 20, b"b" * 20)
     size = h.sm.channels["foo"].bytes
     assert h.sm.channels["foo"].msgs == 2 and size <= 100
-    h.publish("c1", "foo", b"c" * 30)
+    h.publish("c1", "foo", b"c" * 20)
     assert [m.data[:1] for _, m in _stored(h, "foo")] == [b"b", b"c"]
     h.publish("c1", "foo", b"d" * 500)   # alone above max_bytes: still kept
     assert [(s, m.data[:1]) for s, m in _stored(h, "foo")] == [(4, b"d")]

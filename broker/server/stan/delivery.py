@@ -14,6 +14,8 @@ from typing import Callable
 
 from ...protocol.stan import Ack, DecodeError
 from ...state import effects as fx
+from raft import exit_process
+
 from ...state import records
 from ..server import InternalClient, NatsServer
 from .batcher import Batcher
@@ -177,8 +179,12 @@ class DeliveryView:
             stored = txn.get_channel(channel)
             if stored is None:
                 return ()
-            found = ((seq, txn.get_message(stored.channel_id, seq)) for seq in seqs)
-            return tuple((seq, record) for seq, record in found if record is not None)
+            found = [(seq, txn.get_message(stored.channel_id, seq)) for seq in seqs]
+        for seq, record in found:
+            if record is not None and not records.record_intact(record):
+                exit_process(RuntimeError(f"corrupt store: channel {channel!r} seq {seq}: "
+                                          f"the stored message fails its checksum"))
+        return tuple((seq, record) for seq, record in found if record is not None)
 
     # -- acks --
 
