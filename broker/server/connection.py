@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..protocol.nats import errors, subjects, writer
+from ..protocol.nats.writer import append_msg
 from ..protocol.nats.errors import ProtocolViolation
 from ..protocol.nats.events import Connect, Info, Msg, Ok, Ping, Pong, Pub, Sub, Unsub
 from ..protocol.nats.parser import SERVER, Parser
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runnel.server")
 
-_CRLF = b"\r\n"
 _FIRST_PING_DELAY_S = 2.0
 # Flow control: a connection whose socket holds more than this is "congested", and a
 # publisher delivering to it stops being read until it drains (or STALL_MAX_S passes),
@@ -170,22 +170,8 @@ class ClientConnection(asyncio.Protocol):
         """Queue one message for one of this connection's subscriptions."""
         if self.closed:
             return
-        out = self._out
-        if headers is not None and self.headers:
-            size = len(headers) + len(payload)
-            if reply:
-                out.append(b"HMSG %s %s %s %d %d\r\n" % (subject, sub.sid, reply, len(headers), size))
-            else:
-                out.append(b"HMSG %s %s %d %d\r\n" % (subject, sub.sid, len(headers), size))
-            out.append(headers)
-        else:
-            size = len(payload)
-            if reply:
-                out.append(b"MSG %s %s %s %d\r\n" % (subject, sub.sid, reply, size))
-            else:
-                out.append(b"MSG %s %s %d\r\n" % (subject, sub.sid, size))
-        out.append(payload)
-        out.append(_CRLF)
+        size = append_msg(self._out, subject, sub.sid, reply,
+                          headers if self.headers else None, payload)
         self.out_msgs += 1
         self.out_bytes += size
         self._out_size += size + 48

@@ -16,6 +16,7 @@ from ..protocol.nats import errors as nats_errors, subjects, writer
 from ..protocol.nats.errors import ProtocolViolation
 from ..protocol.nats.events import Connect, Err, Info, Msg, Ok, Ping, Pong, Sub, Unsub
 from ..protocol.nats.parser import SERVER, Parser
+from ..protocol.nats.writer import append_msg
 from .router import Subscription
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ _ROUTE_VERBS = frozenset((b"CONNECT", b"INFO", b"SUB", b"UNSUB", b"MSG", b"HMSG"
                           b"+OK", b"-ERR"))
 _ROUTE_MAX_LINE = 1024 * 1024
 _ROUTE_MAX_PAYLOAD = 999_999_999  # the peer enforced its own max_payload already
-_CRLF = b"\r\n"
 
 
 def parse_route_url(url: str, default_port: int = DEFAULT_ROUTE_PORT) -> tuple[str, int]:
@@ -215,22 +215,7 @@ class RouteLink(asyncio.Protocol):
         """Forward one message published on this node to the peer's sid ``sub.sid``."""
         if self.closed:
             return
-        out = self._out
-        if headers is not None:
-            size = len(headers) + len(payload)
-            if reply:
-                out.append(b"HMSG %s %s %s %d %d\r\n" % (subject, sub.sid, reply, len(headers), size))
-            else:
-                out.append(b"HMSG %s %s %d %d\r\n" % (subject, sub.sid, len(headers), size))
-            out.append(headers)
-        else:
-            size = len(payload)
-            if reply:
-                out.append(b"MSG %s %s %s %d\r\n" % (subject, sub.sid, reply, size))
-            else:
-                out.append(b"MSG %s %s %d\r\n" % (subject, sub.sid, size))
-        out.append(payload)
-        out.append(_CRLF)
+        size = append_msg(self._out, subject, sub.sid, reply, headers, payload)
         self.out_msgs += 1
         self.out_bytes += size
         self._out_size += size + 48

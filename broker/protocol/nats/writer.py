@@ -71,3 +71,26 @@ def unsub(sid: bytes, max_msgs: int | None = None) -> bytes:
     if max_msgs is None:
         return b"UNSUB %s\r\n" % sid
     return b"UNSUB %s %d\r\n" % (sid, max_msgs)
+
+
+def append_msg(out: list, subject: bytes, sid: bytes, reply: bytes | None,
+               headers: bytes | None, payload: bytes) -> int:
+    """Append the pieces of one MSG (HMSG when ``headers`` is not None) to ``out``, to be
+    joined by the caller with everything else it writes; return the message's size.
+    The payload is appended as is: the join is its only copy."""
+    if headers is not None:
+        size = len(headers) + len(payload)
+        if reply:
+            out.append(b"HMSG %s %s %s %d %d\r\n" % (subject, sid, reply, len(headers), size))
+        else:
+            out.append(b"HMSG %s %s %d %d\r\n" % (subject, sid, len(headers), size))
+        out.append(headers)
+    else:
+        size = len(payload)
+        if reply:
+            out.append(b"MSG %s %s %s %d\r\n" % (subject, sid, reply, size))
+        else:
+            out.append(b"MSG %s %s %d\r\n" % (subject, sid, size))
+    out.append(payload)
+    out.append(CRLF)
+    return size
