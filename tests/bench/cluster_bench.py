@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.server.server import VERSION as RUNNEL_VERSION
+from tests.bench import entry as bench_entry
 from tests.support.procs import VENV_BIN
 
 from .cluster_gen import parse_payload
@@ -509,18 +509,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # unwinds through every finally, which stops the processes
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted: every server and generator process was stopped", file=sys.stderr)
-        sys.exit(130)
-    except (RuntimeError, TimeoutError, ConnectionError) as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    bench_entry.run(main)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 from broker.server.server import VERSION as RUNNEL_VERSION
 from tests.support.procs import VENV_BIN
 
-from . import harness, measure, startup
+from . import entry, harness, measure, startup
 
 GENERATORS = {"raw": "rawgen", "nats-py": "pygen"}
 SCENARIOS = {"publish-only": measure.publish_only, "pub→sub": measure.publish_subscribe}
@@ -174,18 +173,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt  # unwinds through every finally, which stops the processes
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted: every server and generator process was stopped", file=sys.stderr)
-        sys.exit(130)
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    entry.run(main)
