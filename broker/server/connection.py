@@ -16,10 +16,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..protocol.nats import errors, subjects, writer
-from ..protocol.nats.writer import append_msg
 from ..protocol.nats.errors import ProtocolViolation
 from ..protocol.nats.events import Connect, Info, Msg, Ok, Ping, Pong, Pub, Sub, Unsub
 from ..protocol.nats.parser import SERVER, Parser
+from .outbound import Outbound
 from .router import Subscription
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ WRITE_LOW_WATER = 1024 * 1024
 STALL_MAX_S = 0.1
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(Outbound, asyncio.Protocol):
     """A NATS client connection. Lives on the event loop thread only."""
 
     def __init__(self, server: NatsServer):
@@ -154,45 +154,6 @@ class ClientConnection(asyncio.Protocol):
             producer.unstall()
 
     # -- output --
-
-    def send(self, data: bytes) -> None:
-        """Queue protocol bytes for this peer; they are written with the next flush."""
-        if self.closed:
-            return
-        self._out.append(data)
-        self._out_size += len(data)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.server.schedule_flush(self)
-
-    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
-                headers: bytes | None, payload: bytes) -> None:
-        """Queue one message for one of this connection's subscriptions."""
-        if self.closed:
-            return
-        size = append_msg(self._out, subject, sub.sid, reply,
-                          headers if self.headers else None, payload)
-        self.out_msgs += 1
-        self.out_bytes += size
-        self._out_size += size + 48
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.server.schedule_flush(self)
-        sub.delivered += 1
-        if sub.max_msgs and sub.delivered >= sub.max_msgs:
-            self._remove_sub(sub)
-
-    def flush(self) -> None:
-        self._flush_pending = False
-        if self.closed or not self._out:
-            return
-        data = b"".join(self._out)
-        self._out.clear()
-        self._out_size = 0
-        transport = self.transport
-        transport.write(data)
-        if transport.get_write_buffer_size() > self.limits.max_pending:
-            self._slow_consumer("max pending exceeded")
 
     @property
     def pending_bytes(self) -> int:

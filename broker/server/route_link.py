@@ -16,7 +16,7 @@ from ..protocol.nats import errors as nats_errors, subjects, writer
 from ..protocol.nats.errors import ProtocolViolation
 from ..protocol.nats.events import Connect, Err, Info, Msg, Ok, Ping, Pong, Sub, Unsub
 from ..protocol.nats.parser import SERVER, Parser
-from ..protocol.nats.writer import append_msg
+from .outbound import Outbound
 from .router import Subscription
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class _RouteParser(Parser):
         self._pub_fast_path = False
 
 
-class RouteLink(asyncio.Protocol):
+class RouteLink(Outbound, asyncio.Protocol):
     """One route connection, accepted or solicited. Event-loop thread only.
 
     To the router it looks like a connection: `deliver`, `closed`, `congested`,
@@ -199,44 +199,16 @@ class RouteLink(asyncio.Protocol):
             self.server.router.remove(sub)
             self.manager.route_subs -= 1
 
-    # -- output --
+    # -- output (Outbound) --
 
-    def send(self, data: bytes) -> None:
-        if self.closed:
-            return
-        self._out.append(data)
-        self._out_size += len(data)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.server.schedule_flush(self)
+    def _remove_sub(self, sub: Subscription) -> None:
+        return None  # a peer's interest has no auto-unsubscribe limit (max_msgs is 0)
 
-    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
-                headers: bytes | None, payload: bytes) -> None:
-        """Forward one message published on this node to the peer's sid ``sub.sid``."""
-        if self.closed:
-            return
-        size = append_msg(self._out, subject, sub.sid, reply, headers, payload)
-        self.out_msgs += 1
-        self.out_bytes += size
-        self._out_size += size + 48
-        sub.delivered += 1
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.server.schedule_flush(self)
-
-    def flush(self) -> None:
-        self._flush_pending = False
-        if self.closed or not self._out:
-            return
-        data = b"".join(self._out)
+    def _slow_consumer(self, reason: str) -> None:
+        log.warning("route %s: slow consumer (%s), closing", self._label(), reason)
         self._out.clear()
-        self._out_size = 0
-        self.transport.write(data)
-        if self.transport.get_write_buffer_size() > self.server.limits.max_pending:
-            log.warning("route %s: slow consumer (max pending exceeded), closing", self._label())
-            self._out.clear()
-            self._teardown("slow consumer")
-            self.transport.abort()
+        self._teardown("slow consumer")
+        self.transport.abort()
 
     def close(self, err_text: str | None = None, reason: str = "") -> None:
         """Send ``-ERR`` if given, write what is queued, and close."""

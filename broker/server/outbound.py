@@ -1,0 +1,52 @@
+"""The outbound side shared by client connections and route links: writes are queued,
+joined and written once per loop iteration (the server schedules the flush), and a
+peer whose socket holds more than ``max_pending`` bytes is a slow consumer."""
+from __future__ import annotations
+
+from ..protocol.nats.writer import append_msg
+from .router import Subscription
+
+
+class Outbound:
+    """Mixin. The class provides ``server``, ``transport``, ``closed``, ``headers``
+    (whether the peer takes HMSG), ``_out``, ``_out_size``, ``_flush_pending``,
+    ``out_msgs``, ``out_bytes``, ``_remove_sub(sub)`` and ``_slow_consumer(reason)``."""
+
+    def send(self, data: bytes) -> None:
+        """Queue protocol bytes for this peer; they are written with the next flush."""
+        if self.closed:
+            return
+        self._out.append(data)
+        self._out_size += len(data)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.schedule_flush(self)
+
+    def deliver(self, sub: Subscription, subject: bytes, reply: bytes | None,
+                headers: bytes | None, payload: bytes) -> None:
+        """Queue one message for one of this peer's subscriptions (its sid)."""
+        if self.closed:
+            return
+        size = append_msg(self._out, subject, sub.sid, reply,
+                          headers if self.headers else None, payload)
+        self.out_msgs += 1
+        self.out_bytes += size
+        self._out_size += size + 48
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.schedule_flush(self)
+        sub.delivered += 1
+        if sub.max_msgs and sub.delivered >= sub.max_msgs:
+            self._remove_sub(sub)
+
+    def flush(self) -> None:
+        self._flush_pending = False
+        if self.closed or not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        transport = self.transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.limits.max_pending:
+            self._slow_consumer("max pending exceeded")
