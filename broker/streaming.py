@@ -146,6 +146,7 @@ class Streaming:
         idles = [l.max_inactivity_s for l in limits if l.max_inactivity_s > 0]
         return StanSettings(
             cluster_id=options.cluster_id, node_id=options.cluster_node_id or "local",
+            clustered=options.clustered,
             heartbeats=HeartbeatSettings(options.hb_interval_s, options.hb_timeout_s,
                                          options.hb_fail_count),
             expire_every_s=min([1.0] + [age / 2 for age in ages]) if ages else 0.0,

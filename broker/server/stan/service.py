@@ -43,6 +43,7 @@ class StanSettings:
     cluster_id: str = "test-cluster"
     discover_prefix: str = names.DEFAULT_DISCOVER_PREFIX
     node_id: str = "local"
+    clustered: bool = False
     heartbeats: HeartbeatSettings = field(default_factory=HeartbeatSettings)
     expire_every_s: float = 0.0       # 0: no channel has a max_age
     inactivity_every_s: float = 0.0   # 0: no channel has a max_inactivity
@@ -265,16 +266,17 @@ class StanService:
             return self._respond(reply, _pub_ack("", errors.INVALID_PUBLISH_REQUEST))
         self.in_msgs += 1  # counted as the reference does: parsed, before other checks
         self.in_bytes += len(payload)
-        if not msg.guid or not names.is_valid_channel(msg.subject):
-            return self._respond(reply, _pub_ack(msg.guid, errors.INVALID_PUBLISH_REQUEST))
-        client = self.clients.by_conn_id(msg.connID) if msg.connID else self.clients.get(
-            msg.clientID)
-        if client is not None and client.node != self.settings.node_id:
-            self._claim(client)
+        guid, channel, conn_id, client_id = msg.guid, msg.subject, msg.connID, msg.clientID
+        if not guid or not names.is_valid_channel(channel):
+            return self._respond(reply, _pub_ack(guid, errors.INVALID_PUBLISH_REQUEST))
+        if self.settings.clustered:  # alone, every client is served here
+            client = self.clients.by_conn_id(conn_id) if conn_id else self.clients.get(client_id)
+            if client is not None and client.node != self.settings.node_id:
+                self._claim(client)
         if UNSAFE_ACK_BEFORE_COMMIT:
-            self._respond(reply, _pub_ack(msg.guid, None))
+            self._respond(reply, _pub_ack(guid, None))
             reply = None
-        item = ((msg.clientID, msg.connID, msg.subject, msg.reply, msg.data), reply, msg.guid)
+        item = ((client_id, conn_id, channel, msg.reply, msg.data), reply, guid)
         self.publishes.add(item, len(payload))
 
     async def _propose_publishes(self, items: list) -> None:
