@@ -153,25 +153,12 @@ class ClientConnection(Outbound, asyncio.Protocol):
         for producer in producers:
             producer.unstall()
 
-    # -- output --
+    # -- output (send, deliver, flush and close are in Outbound) --
 
     @property
     def pending_bytes(self) -> int:
         buffered = self.transport.get_write_buffer_size() if self.transport else 0
         return self._out_size + buffered
-
-    def close(self, err_text: str | None = None, reason: str = "") -> None:
-        """Send ``-ERR '<err_text>'`` if given, flush what is queued, and close."""
-        if self.closed:
-            return
-        if err_text is not None:
-            self._out.append(errors.err_line(err_text))
-        if self._out and self.transport is not None:
-            self.transport.write(b"".join(self._out))
-        self._out.clear()
-        self._teardown(reason or err_text or "closed")
-        if self.transport is not None:
-            self.transport.close()
 
     def _slow_consumer(self, reason: str) -> None:
         log.warning("cid %d: slow consumer (%s), closing", self.cid, reason)

@@ -3,6 +3,7 @@ joined and written once per loop iteration (the server schedules the flush), and
 peer whose socket holds more than ``max_pending`` bytes is a slow consumer."""
 from __future__ import annotations
 
+from ..protocol.nats.errors import err_line
 from ..protocol.nats.writer import append_msg
 from .router import Subscription
 
@@ -10,7 +11,8 @@ from .router import Subscription
 class Outbound:
     """Mixin. The class provides ``server``, ``transport``, ``closed``, ``headers``
     (whether the peer takes HMSG), ``_out``, ``_out_size``, ``_flush_pending``,
-    ``out_msgs``, ``out_bytes``, ``_remove_sub(sub)`` and ``_slow_consumer(reason)``."""
+    ``out_msgs``, ``out_bytes``, ``_remove_sub(sub)``, ``_slow_consumer(reason)`` and
+    ``_teardown(reason)`` (forget the peer's subscriptions, cancel its timers)."""
 
     def send(self, data: bytes) -> None:
         """Queue protocol bytes for this peer; they are written with the next flush."""
@@ -50,3 +52,16 @@ class Outbound:
         transport.write(data)
         if transport.get_write_buffer_size() > self.server.limits.max_pending:
             self._slow_consumer("max pending exceeded")
+
+    def close(self, err_text: str | None = None, reason: str = "") -> None:
+        """Send ``-ERR '<err_text>'`` if given, write what is queued, and close."""
+        if self.closed:
+            return
+        if err_text is not None:
+            self._out.append(err_line(err_text))
+        if self._out and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+        self._teardown(reason or err_text or "closed")
+        if self.transport is not None:
+            self.transport.close()

@@ -210,19 +210,6 @@ class RouteLink(Outbound, asyncio.Protocol):
         self._teardown("slow consumer")
         self.transport.abort()
 
-    def close(self, err_text: str | None = None, reason: str = "") -> None:
-        """Send ``-ERR`` if given, write what is queued, and close."""
-        if self.closed:
-            return
-        if err_text is not None:
-            self._out.append(nats_errors.err_line(err_text))
-        if self._out and self.transport is not None:
-            self.transport.write(b"".join(self._out))
-        self._out.clear()
-        self._teardown(reason or err_text or "closed")
-        if self.transport is not None:
-            self.transport.close()
-
     def _teardown(self, reason: str) -> None:
         self.closed = True
         self.close_reason = reason
