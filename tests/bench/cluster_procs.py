@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import shutil
 import signal
@@ -30,7 +29,7 @@ from broker.protocol.stan import Ack, MsgProto
 from tests.support.procs import REPO, VENV_BIN, free_port, port_open, wait_for
 
 from . import stan_wire
-from .harness import cpu_seconds
+from .harness import ChildProcess, children, cpu_seconds
 from .stan_wire import DELIVER_SID, PONG
 
 HOST = "127.0.0.1"
@@ -384,57 +383,22 @@ def cluster(kind: str, log_dir: Path, data_root: Path):
         shutil.rmtree(root, ignore_errors=True)
 
 
-class ClusterGen:
+class ClusterGen(ChildProcess):
     """A ``cluster_gen`` or ``stan_gen`` process on the ``child`` stdio handshake, whose
     stdout may carry progress lines ("p ...") before its one JSON result line."""
 
     def __init__(self, module: str, role: str, proto: str, port: int, log_dir: Path,
                  *extra: str):
-        self.name = f"{module} {role} {proto}"
-        self._log_path = log_dir / f"{module}-{role}-{proto}.log"
-        self._log = open(self._log_path, "ab")
-        argv = [sys.executable, "-m", f"tests.bench.{module}", role, proto, HOST, str(port),
-                *extra]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, cwd=REPO,
-                                     process_group=0)  # Ctrl-C reaches the bench only
-        self._buf = b""
+        super().__init__(f"{module} {role} {proto}",
+                         [sys.executable, "-m", f"tests.bench.{module}", role, proto, HOST,
+                          str(port), *extra],
+                         log_dir / f"{module}-{role}-{proto}.log")
         self.progress = ""
-
-    def line(self, timeout: float) -> str | None:
-        """The next line, or None after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            left = max(0.0, deadline - time.monotonic())
-            if not select.select([fd], [], [], left)[0]:
-                return None
-            data = os.read(fd, 1 << 20)
-            if not data:
-                raise RuntimeError(f"{self.name} exited with {self.proc.wait()}:\n"
-                                   f"{self.log_tail()}")
-            self._buf += data
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
-
-    def log_tail(self, lines: int = 15) -> str:
-        self._log.flush()
-        text = self._log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        line = self.line(timeout)
-        if line is None or not line.startswith("ready"):
-            raise RuntimeError(f"{self.name}: no ready ({line!r}):\n{self.log_tail()}")
-
-    def send(self, text: str) -> None:
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
 
     def poll_progress(self) -> str:
         """Consume the progress lines available now; the latest one."""
         while True:
-            line = self.line(0.0)
+            line = self.try_line(0.0)
             if line is None:
                 return self.progress
             if line.startswith("{"):
@@ -442,30 +406,5 @@ class ClusterGen:
                 return self.progress
             self.progress = line
 
-    def result(self, timeout: float = 120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.line(max(0.0, deadline - time.monotonic()))
-            if line is None:
-                raise TimeoutError(f"{self.name}: no result within {timeout:.0f} s")
-            if line.startswith("{"):
-                return json.loads(line)
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self._log):
-            with contextlib.suppress(OSError):
-                stream.close()
-
-
-@contextlib.contextmanager
-def gens():
-    """Collects generator processes and kills whatever is still running on the way out."""
-    started: list[ClusterGen] = []
-    try:
-        yield started
-    finally:
-        for gen in started:
-            gen.close()
+gens = children  # collects generator processes, kills what still runs on the way out

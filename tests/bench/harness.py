@@ -54,63 +54,89 @@ def fake_server(log_dir: Path, mode: str, count: int = 0):
         server.stop()
 
 
-class Child:
-    """A load generator process speaking the ``child`` stdio handshake."""
+class ChildProcess:
+    """A load generator process on the ``child`` stdio handshake: "ready [t]", maybe
+    "go" (or other lines the child reads), progress lines, then one JSON result line."""
 
-    def __init__(self, module: str, role: str, port: int, count: int, log_dir: Path):
-        self.name = f"{module} {role}"
-        self._log = open(log_dir / f"{module}-{role}.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"tests.bench.{module}", role, HOST, str(port), str(count)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, cwd=REPO,
-            process_group=0)  # Ctrl-C reaches only the bench, which then kills this child
+    def __init__(self, name: str, argv: list[str], log_path: Path):
+        self.name = name
+        self._log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, cwd=REPO,
+                                     process_group=0)  # Ctrl-C reaches only the bench
         self._buf = b""
 
-    def line(self, timeout: float) -> str:
+    def try_line(self, timeout: float) -> str | None:
+        """The next line, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no answer within {timeout}s")
-            if select.select([fd], [], [], left)[0]:
-                data = os.read(fd, 65536)
-                if not data:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.wait()}:\n"
-                                       f"{self.log_tail()}")
-                self._buf += data
+            left = max(0.0, deadline - time.monotonic())
+            if not select.select([fd], [], [], left)[0]:
+                return None
+            data = os.read(fd, 1 << 20)
+            if not data:
+                raise RuntimeError(f"{self.name} exited with {self.proc.wait()}:\n"
+                                   f"{self.log_tail()}")
+            self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode()
 
+    def line(self, timeout: float) -> str:
+        line = self.try_line(timeout)
+        if line is None:
+            raise TimeoutError(f"{self.name}: no answer within {timeout:.0f}s")
+        return line
+
     def log_tail(self, lines: int = 15) -> str:
         self._log.flush()
-        text = Path(self._log.name).read_text(errors="replace")
+        text = self._log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        if not self.line(timeout).startswith("ready"):
-            raise RuntimeError(f"{self.name}: unexpected handshake")
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        line = self.line(timeout)
+        if not line.startswith("ready"):
+            raise RuntimeError(f"{self.name}: no ready ({line!r}):\n{self.log_tail()}")
 
-    def go(self) -> None:
-        self.proc.stdin.write(b"go\n")
+    def send(self, text: str) -> None:
+        self.proc.stdin.write(text.encode() + b"\n")
         self.proc.stdin.flush()
 
-    def result(self, timeout: float = 90.0) -> dict:
-        return json.loads(self.line(timeout))
+    def go(self) -> None:
+        self.send("go")
+
+    def result(self, timeout: float = 120.0) -> dict:
+        """The JSON result line (progress lines before it are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.line(max(0.0, deadline - time.monotonic()))
+            if line.startswith("{"):
+                return json.loads(line)
 
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-        self._log.close()
+        for stream in (self.proc.stdin, self.proc.stdout, self._log):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class Child(ChildProcess):
+    """A core load generator (rawgen, pygen, fakeserver roles)."""
+
+    def __init__(self, module: str, role: str, port: int, count: int, log_dir: Path):
+        super().__init__(f"{module} {role}",
+                         [sys.executable, "-m", f"tests.bench.{module}", role, HOST, str(port),
+                          str(count)],
+                         log_dir / f"{module}-{role}.log")
 
 
 @contextlib.contextmanager
 def children():
-    """Collects Child processes and kills whatever is still running on the way out."""
-    started: list[Child] = []
+    """Collects child processes and kills whatever is still running on the way out."""
+    started: list[ChildProcess] = []
     try:
         yield started
     finally:

@@ -7,21 +7,16 @@ in a directory of the bench's temporary directory, removed with the server.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import select
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.procs import (REPO, ServerProcess, free_port, nats_server_process,
-                                 runnel_process)
+from tests.support.procs import (ServerProcess, free_port, nats_server_process, runnel_process)
 
 from . import stan_wire
-from .harness import cpu_seconds
+from .harness import ChildProcess, children, cpu_seconds
 
 HOST = "127.0.0.1"
 
@@ -86,71 +81,18 @@ def fake(mode: str, proto: str, count: int, log_dir: Path):
         proc.stop()
 
 
-class Gen:
+class Gen(ChildProcess):
     """A ``stan_gen`` process: "ready [t]", maybe "go", then one JSON line."""
 
     def __init__(self, role: str, proto: str, port: int, count: int, log_dir: Path,
                  *extra: str):
-        self.name = f"stan_gen {role} {proto}"
-        self._log_path = log_dir / f"stan-gen-{role}-{proto}.log"
-        self._log = open(self._log_path, "ab")
-        argv = [sys.executable, "-m", "tests.bench.stan_gen", role, proto, HOST, str(port),
-                str(count), *extra]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, cwd=REPO,
-                                     process_group=0)  # Ctrl-C reaches the bench only
-        self._buf = b""
-
-    def line(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no answer within {timeout:.0f}s")
-            if select.select([fd], [], [], left)[0]:
-                data = os.read(fd, 65536)
-                if not data:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.wait()}:\n"
-                                       f"{self.log_tail()}")
-                self._buf += data
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
-
-    def log_tail(self, lines: int = 15) -> str:
-        self._log.flush()
-        text = self._log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        if not self.line(timeout).startswith("ready"):
-            raise RuntimeError(f"{self.name}: unexpected handshake")
-
-    def go(self) -> None:
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.flush()
-
-    def result(self, timeout: float = 120.0) -> dict:
-        return json.loads(self.line(timeout))
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout, self._log):
-            with contextlib.suppress(OSError):
-                stream.close()
+        super().__init__(f"stan_gen {role} {proto}",
+                         [sys.executable, "-m", "tests.bench.stan_gen", role, proto, HOST,
+                          str(port), str(count), *extra],
+                         log_dir / f"stan-gen-{role}-{proto}.log")
 
 
-@contextlib.contextmanager
-def gens():
-    """Collects Gen processes and kills whatever is still running on the way out."""
-    started: list[Gen] = []
-    try:
-        yield started
-    finally:
-        for gen in started:
-            gen.close()
+gens = children  # collects Gen processes, kills what still runs on the way out
 
 
 def server_cpu(proc: ServerProcess) -> float:
