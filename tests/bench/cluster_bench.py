@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from pathlib import Path
 
 from broker.server.server import VERSION as RUNNEL_VERSION
 from tests.bench import entry as bench_entry
-from tests.support.procs import VENV_BIN
+from tests.bench import harness
 
 from .cluster_gen import parse_payload
 from .cluster_procs import CHANNEL, ClusterGen, cluster, gens
@@ -314,15 +312,8 @@ def lat_stats(us: list) -> dict:
 
 
 def machine_info() -> list[str]:
-    nats_version = subprocess.run([str(VENV_BIN / "nats-server"), "--version"],
-                                  capture_output=True, text=True).stdout.strip()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"date       {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
-            f"machine    {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
-            f"load avg   {load} (1, 5, 15 min, at start)",
-            f"python     {platform.python_version()} ({sys.executable})",
-            f"servers    Runnel {RUNNEL_VERSION} x3 (python -m broker -st file --clustered, "
-            f"--cluster_sync on); {nats_version} x3 -js, stream R3 file"]
+    return harness.machine_info((f"Runnel {RUNNEL_VERSION} x3 (python -m broker -st file --clustered, "
+                 f"--cluster_sync on); {{nats}} x3 -js, stream R3 file"))
 
 
 def print_tables(args, rates: dict, lats: dict, fails: dict) -> None:

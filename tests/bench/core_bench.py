@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from broker.server.server import VERSION as RUNNEL_VERSION
-from tests.support.procs import VENV_BIN
 
 from . import entry, harness, measure, startup
 
@@ -62,14 +59,7 @@ def print_sample(label: str, index: int, runs: int, server: str, sample: measure
 
 
 def machine_info() -> list[str]:
-    nats_version = subprocess.run([str(VENV_BIN / "nats-server"), "--version"],
-                                  capture_output=True, text=True).stdout.strip()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"date       {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
-            f"machine    {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
-            f"load avg   {load} (1, 5, 15 min, at start)",
-            f"python     {platform.python_version()} ({sys.executable})",
-            f"servers    {nats_version}; Runnel {RUNNEL_VERSION} (python -m broker, uvloop)"]
+    return harness.machine_info(f"{{nats}}; Runnel {RUNNEL_VERSION} (python -m broker, uvloop)")
 
 
 def bench_brokers(generator: str, scenario: str, runs: int, count: int,

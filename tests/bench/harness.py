@@ -8,17 +8,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import select
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tests.support.procs import (REPO, ServerProcess, free_port, nats_server_process,
+from tests.support.procs import (REPO, VENV_BIN, ServerProcess, free_port, nats_server_process,
                                  runnel_process)
 
 HOST = "127.0.0.1"
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_info(servers: str) -> list[str]:
+    """The header every bench prints: when, on what, how loaded; ``servers`` says what
+    ran (``{nats}`` is replaced by nats-server's version line)."""
+    nats_version = subprocess.run([str(VENV_BIN / "nats-server"), "--version"],
+                                  capture_output=True, text=True).stdout.strip()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [f"date       {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
+            f"machine    {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
+            f"load avg   {load} (1, 5, 15 min, at start)",
+            f"python     {platform.python_version()} ({sys.executable})",
+            f"servers    {servers.format(nats=nats_version)}"]
 
 
 def cpu_seconds(pid: int) -> float:

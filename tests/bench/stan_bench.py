@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.server.server import VERSION as RUNNEL_VERSION
-from tests.support.procs import VENV_BIN
 
-from . import entry, stan_procs
+from . import entry, harness, stan_procs
 from .stan_procs import JETSTREAM, JETSTREAM_ALWAYS, RUNNEL_NOSYNC, RUNNEL_SYNC, Gen
 
 CHANNEL = "bench"  # the STAN channel; for JetStream the subject, with stream BENCH
@@ -153,14 +150,7 @@ def print_sample(label: str, index: int, runs: int, who: str, sample: Sample) ->
 
 
 def machine_info() -> list[str]:
-    nats_version = subprocess.run([str(VENV_BIN / "nats-server"), "--version"],
-                                  capture_output=True, text=True).stdout.strip()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"date       {time.strftime('%Y-%m-%d %H:%M:%S %z')}",
-            f"machine    {os.cpu_count()} cores, {platform.machine()}, {platform.platform()}",
-            f"load avg   {load} (1, 5, 15 min, at start)",
-            f"python     {platform.python_version()} ({sys.executable})",
-            f"servers    {nats_version} -js; Runnel {RUNNEL_VERSION} (python -m broker -st file)"]
+    return harness.machine_info(f"{{nats}} -js; Runnel {RUNNEL_VERSION} (python -m broker -st file)")
 
 
 def ratio(a: float | None, b: float | None) -> str:
