@@ -78,7 +78,7 @@ class Judge:
                     self.lines.append(line)
                     if line.startswith("{"):
                         try:
-                            self.events.append(json.loads(line))
+                            self.events.append(self._event(json.loads(line)))
                         except ValueError:
                             pass
                 else:
@@ -86,6 +86,10 @@ class Judge:
                 self._cond.notify_all()
         with self._cond:
             self._cond.notify_all()
+
+    def _event(self, event: dict) -> dict:
+        """A JSON line as it is kept (subclasses may add to it)."""
+        return event
 
     # ---- what it printed -------------------------------------------------
     def of(self, event: str) -> list[dict]:
