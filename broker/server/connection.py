@@ -119,18 +119,6 @@ class ClientConnection(Outbound, asyncio.Protocol):
         if not self.closed:
             self._teardown("client closed" if exc is None else f"read error: {exc}")
 
-    def pause_writing(self) -> None:
-        self.congested = True
-        deadline = self.limits.write_deadline_s
-        self._timers["write"] = self.server.loop.call_later(deadline, self._on_write_stalled)
-
-    def resume_writing(self) -> None:
-        self.congested = False
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
-        self._release_producers()
-
     def stall(self, congested: ClientConnection) -> None:
         """Stop reading this publisher until ``congested`` drains (bounded in time)."""
         if self._stalled or self.closed or self.transport is None:
@@ -147,11 +135,6 @@ class ClientConnection(Outbound, asyncio.Protocol):
         if self._stalled and not self.closed:
             self._stalled = False
             self.transport.resume_reading()
-
-    def _release_producers(self) -> None:
-        producers, self._stalled_producers = self._stalled_producers, []
-        for producer in producers:
-            producer.unstall()
 
     # -- output (send, deliver, flush and close are in Outbound) --
 
@@ -299,10 +282,6 @@ class ClientConnection(Outbound, asyncio.Protocol):
             self.send(writer.PING)
         self._timers["ping"] = self.server.loop.call_later(interval, self._on_ping_timer)
 
-    def _on_write_stalled(self) -> None:
-        self._timers.pop("write", None)
-        if not self.closed:
-            self._slow_consumer("write deadline exceeded")
 
 
 def _connect_rejection(options: dict) -> str | None:

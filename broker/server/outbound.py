@@ -1,6 +1,8 @@
 """The outbound side shared by client connections and route links: writes are queued,
 joined and written once per loop iteration (the server schedules the flush), and a
-peer whose socket holds more than ``max_pending`` bytes is a slow consumer."""
+peer whose socket holds more than ``max_pending`` bytes, or whose writes stall past
+``write_deadline``, is a slow consumer. While its socket is above the high-water mark
+it is ``congested`` and the publishers feeding it stall (see `ClientConnection.stall`)."""
 from __future__ import annotations
 
 from ..protocol.nats.errors import err_line
@@ -12,7 +14,36 @@ class Outbound:
     """Mixin. The class provides ``server``, ``transport``, ``closed``, ``headers``
     (whether the peer takes HMSG), ``_out``, ``_out_size``, ``_flush_pending``,
     ``out_msgs``, ``out_bytes``, ``_remove_sub(sub)``, ``_slow_consumer(reason)`` and
-    ``_teardown(reason)`` (forget the peer's subscriptions, cancel its timers)."""
+    ``_teardown(reason)`` (forget the peer's subscriptions, cancel its timers), and for
+    flow control ``congested``, ``_stalled_producers`` and ``_timers``."""
+
+    # -- flow control (asyncio.Protocol callbacks) --
+
+    def pause_writing(self) -> None:
+        """The socket holds more than the high-water mark: publishers feeding this peer
+        stall (server.publish), and a write stalled past write_deadline ends it."""
+        self.congested = True
+        self._timers["write"] = self.server.loop.call_later(
+            self.server.limits.write_deadline_s, self._on_write_stalled)
+
+    def resume_writing(self) -> None:
+        self.congested = False
+        timer = self._timers.pop("write", None)
+        if timer is not None:
+            timer.cancel()
+        self._release_producers()
+
+    def _release_producers(self) -> None:
+        producers, self._stalled_producers = self._stalled_producers, []
+        for producer in producers:
+            producer.unstall()
+
+    def _on_write_stalled(self) -> None:
+        self._timers.pop("write", None)
+        if not self.closed:
+            self._slow_consumer("write deadline exceeded")
+
+    # -- output --
 
     def send(self, data: bytes) -> None:
         """Queue protocol bytes for this peer; they are written with the next flush."""

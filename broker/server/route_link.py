@@ -171,18 +171,6 @@ class RouteLink(Outbound, asyncio.Protocol):
         if not self.closed:
             self._teardown("peer closed" if exc is None else f"read error: {exc}")
 
-    def pause_writing(self) -> None:
-        self.congested = True
-        deadline = self.server.limits.write_deadline_s
-        self._timers["write"] = self.manager.loop.call_later(deadline, self._on_write_stalled)
-
-    def resume_writing(self) -> None:
-        self.congested = False
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
-        self._release_producers()
-
     # -- the peer's interest --
 
     def _on_sub(self, event: Sub) -> None:
@@ -226,11 +214,6 @@ class RouteLink(Outbound, asyncio.Protocol):
         if not self.done.done():
             self.done.set_result(reason)
 
-    def _release_producers(self) -> None:
-        producers, self._stalled_producers = self._stalled_producers, []
-        for producer in producers:
-            producer.unstall()
-
     # -- handshake and timers --
 
     def registered_now(self) -> None:
@@ -258,13 +241,6 @@ class RouteLink(Outbound, asyncio.Protocol):
         if not self.registered:
             self.refused = self.refused or "handshake timeout"
             self.close(None, "route handshake timeout")
-
-    def _on_write_stalled(self) -> None:
-        self._timers.pop("write", None)
-        if not self.closed:
-            log.warning("route %s: slow consumer (write deadline exceeded), closing", self._label())
-            self._teardown("slow consumer")
-            self.transport.abort()
 
     def _label(self) -> str:
         peer = self.peer_name or self.peer_id or self.url or self.peer_ip
